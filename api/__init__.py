@@ -1,0 +1,1 @@
+"""HTTP (FastAPI) and command-line facades over the graph and the storage services."""

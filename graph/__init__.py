@@ -1,0 +1,1 @@
+"""The interview state machine: state, runtime context and graph wiring."""

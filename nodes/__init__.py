@@ -1,0 +1,1 @@
+"""Graph nodes, the judges (LLM and heuristic), prompts and rubrics."""

@@ -1,0 +1,1 @@
+"""Persistence: settings, embedded PostgreSQL, ORM models, services, embeddings."""

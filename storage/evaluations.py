@@ -1,0 +1,331 @@
+"""EvaluationStorageService: the one gateway through which evaluations reach the database.
+
+It validates before the database (type/turn rule, score range, required keys, session exists
+and is open, turn exists and is answered) and raises typed errors; the database enforces the
+same rules again. Every save is one set-based `INSERT ... SELECT ... ON CONFLICT DO UPDATE` on
+the partial unique index: re-evaluation updates in place (`created_at` kept, `updated_at`
+bumped) and concurrent duplicate saves can never produce two rows. The SELECT joins the
+session row `FOR SHARE`, so a save and `close_session` (which takes `FOR UPDATE`) serialise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Result, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Integer
+
+from storage.database import Database
+from storage.errors import (
+    EvaluationTypeError,
+    InvalidDetailsError,
+    SessionEndedError,
+    SessionIncompleteError,
+    SessionNotFoundError,
+    TurnNotAnsweredError,
+    TurnNotFoundError,
+)
+from storage.models import EvaluationType, PromptEvaluation, PromptMessage, PromptSession
+from storage.sessions import lock_open_session
+from storage.views import EvaluationView, SavedEvaluation
+
+
+@dataclass(frozen=True)
+class TurnEvaluationInput:
+    """One TURN_EVAL to save in a bulk call."""
+
+    session_id: uuid.UUID
+    turn: int
+    details: Mapping[str, Any]
+
+
+def validate_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `details` as a plain dict, or raise `InvalidDetailsError` naming the problem."""
+    if not isinstance(details, Mapping):
+        raise InvalidDetailsError(f"details must be a JSON object, got {type(details).__name__}")
+    score = details.get("score")
+    if "score" not in details:
+        raise InvalidDetailsError("details.score is required (a number from 0 to 100)")
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+        raise InvalidDetailsError(f"details.score must be a number from 0 to 100, got {score!r}")
+    if not 0 <= score <= 100:
+        raise InvalidDetailsError(f"details.score must be between 0 and 100, got {score}")
+    analysis = details.get("analysis")
+    if not isinstance(analysis, str):
+        raise InvalidDetailsError("details.analysis is required and must be a string")
+    try:
+        json.dumps(details, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDetailsError(f"details must be JSON-serialisable: {exc}") from exc
+    return dict(details)
+
+
+def _check_turn(turn: object) -> int:
+    if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
+        raise EvaluationTypeError(f"TURN_EVAL needs a turn number >= 1, got {turn!r}")
+    return turn
+
+
+_UPSERT_TURN_EVALS = text(
+    """
+    INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
+    SELECT i.session_id, i.turn, 'TURN_EVAL', i.details
+    FROM unnest(:session_ids, :turns, :details) AS i(session_id, turn, details)
+    JOIN (SELECT id FROM prompt_sessions
+          WHERE id = ANY(:session_ids) AND ended_at IS NULL FOR SHARE) AS s
+      ON s.id = i.session_id
+    JOIN prompt_messages AS m
+      ON m.session_id = i.session_id AND m.turn = i.turn AND m.answer_text IS NOT NULL
+    ON CONFLICT (session_id, turn, evaluation_type) WHERE evaluation_type = 'TURN_EVAL'
+    DO UPDATE SET details = EXCLUDED.details, updated_at = now()
+    RETURNING id, session_id, turn, (xmax = 0) AS created
+    """
+).bindparams(
+    bindparam("session_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("turns", type_=ARRAY(Integer)),
+    bindparam("details", type_=ARRAY(JSONB)),
+)
+
+_UPSERT_HOLISTIC = text(
+    """
+    INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
+    SELECT s.id, NULL, 'HOLISTIC_FLOW', :details
+    FROM (SELECT id FROM prompt_sessions
+          WHERE id = :session_id AND ended_at IS NULL FOR SHARE) AS s
+    ON CONFLICT (session_id) WHERE evaluation_type = 'HOLISTIC_FLOW'
+    DO UPDATE SET details = EXCLUDED.details, updated_at = now()
+    RETURNING id, session_id, turn, (xmax = 0) AS created
+    """
+).bindparams(
+    bindparam("session_id", type_=UUID(as_uuid=True)),
+    bindparam("details", type_=JSONB),
+)
+
+
+def _saved(result: Result[Any]) -> list[SavedEvaluation]:
+    return [
+        SavedEvaluation(id=row.id, session_id=row.session_id, turn=row.turn, created=row.created)
+        for row in result
+    ]
+
+
+def _view(row: PromptEvaluation) -> EvaluationView:
+    return EvaluationView(
+        id=row.id,
+        session_id=row.session_id,
+        turn=row.turn,
+        evaluation_type=row.evaluation_type,
+        details=dict(row.details),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def _explain_rejected_turn(s: AsyncSession, session_id: uuid.UUID, turn: int) -> Exception:
+    """Why a TURN_EVAL row was filtered out of the upsert: the typed error to raise."""
+    session_row = await s.get(PromptSession, session_id)
+    if session_row is None:
+        return SessionNotFoundError(session_id)
+    if session_row.ended_at is not None:
+        return SessionEndedError(session_id)
+    message = await s.scalar(
+        select(PromptMessage).where(
+            PromptMessage.session_id == session_id, PromptMessage.turn == turn
+        )
+    )
+    if message is None:
+        return TurnNotFoundError(session_id, turn)
+    return TurnNotAnsweredError(session_id, turn)
+
+
+class EvaluationStorageService:
+    """Save, read and close: the evaluation contract of seed 002."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save_turn_evaluation(
+        self, session_id: uuid.UUID, turn: int, details: Mapping[str, Any]
+    ) -> SavedEvaluation:
+        """Upsert the TURN_EVAL of (session, turn)."""
+        (saved,) = await self.save_turn_evaluations(
+            [TurnEvaluationInput(session_id=session_id, turn=turn, details=details)]
+        )
+        return saved
+
+    async def save_turn_evaluations(
+        self, items: Sequence[TurnEvaluationInput]
+    ) -> list[SavedEvaluation]:
+        """Upsert many TURN_EVALs (any sessions) in one statement; all or nothing.
+
+        A bad item (invalid details, unknown or ended session, missing or unanswered turn, or
+        the same (session, turn) twice) raises its typed error and nothing is stored.
+        """
+        if not items:
+            return []
+        seen: set[tuple[uuid.UUID, int]] = set()
+        details_list = []
+        for index, item in enumerate(items):
+            turn = _check_turn(item.turn)
+            key = (item.session_id, turn)
+            if key in seen:
+                raise EvaluationTypeError(
+                    f"item {index}: turn {turn} of session {item.session_id} appears twice"
+                )
+            seen.add(key)
+            try:
+                details_list.append(validate_details(item.details))
+            except InvalidDetailsError as exc:
+                raise InvalidDetailsError(f"item {index} (turn {turn}): {exc}") from exc
+        async with self._db.transaction() as s:
+            result = await s.execute(
+                _UPSERT_TURN_EVALS,
+                {
+                    "session_ids": [item.session_id for item in items],
+                    "turns": [item.turn for item in items],
+                    "details": details_list,
+                },
+            )
+            saved = _saved(result)
+            if len(saved) != len(items):
+                stored = {(row.session_id, row.turn) for row in saved}
+                missing = next(key for key in seen if key not in stored)
+                raise await _explain_rejected_turn(s, *missing)  # rolls the batch back
+            by_key = {(row.session_id, row.turn): row for row in saved}
+            return [by_key[(item.session_id, item.turn)] for item in items]
+
+    async def save_holistic_evaluation(
+        self, session_id: uuid.UUID, details: Mapping[str, Any]
+    ) -> SavedEvaluation:
+        """Upsert the HOLISTIC_FLOW of the session."""
+        payload = validate_details(details)
+        async with self._db.transaction() as s:
+            result = await s.execute(
+                _UPSERT_HOLISTIC, {"session_id": session_id, "details": payload}
+            )
+            saved = _saved(result)
+            if not saved:
+                session_row = await s.get(PromptSession, session_id)
+                if session_row is None:
+                    raise SessionNotFoundError(session_id)
+                raise SessionEndedError(session_id)
+            return saved[0]
+
+    async def save_evaluation(
+        self,
+        session_id: uuid.UUID,
+        evaluation_type: EvaluationType | str,
+        details: Mapping[str, Any],
+        turn: int | None = None,
+    ) -> SavedEvaluation:
+        """Generic entry point that enforces the type/turn rule with a clear error."""
+        try:
+            kind = EvaluationType(evaluation_type)
+        except ValueError as exc:
+            allowed = ", ".join(member.value for member in EvaluationType)
+            raise EvaluationTypeError(
+                f"evaluation_type must be one of {allowed}, got {evaluation_type!r}"
+            ) from exc
+        if kind is EvaluationType.HOLISTIC_FLOW:
+            if turn is not None:
+                raise EvaluationTypeError("HOLISTIC_FLOW evaluates the whole session: turn must "
+                                          f"be None, got {turn!r}")
+            return await self.save_holistic_evaluation(session_id, details)
+        if turn is None:
+            raise EvaluationTypeError("TURN_EVAL needs a turn number, got None")
+        return await self.save_turn_evaluation(session_id, turn, details)
+
+    async def list_evaluations(
+        self, session_id: uuid.UUID, evaluation_type: EvaluationType | None = None
+    ) -> list[EvaluationView]:
+        """The session's evaluations, turns in order, HOLISTIC_FLOW last."""
+        async with self._db.transaction() as s:
+            if await s.get(PromptSession, session_id) is None:
+                raise SessionNotFoundError(session_id)
+            query = select(PromptEvaluation).where(PromptEvaluation.session_id == session_id)
+            if evaluation_type is not None:
+                query = query.where(PromptEvaluation.evaluation_type == evaluation_type)
+            rows = await s.scalars(
+                query.order_by(PromptEvaluation.turn.asc().nulls_last(), PromptEvaluation.id)
+            )
+            return [_view(row) for row in rows]
+
+    async def get_holistic_evaluation(self, session_id: uuid.UUID) -> EvaluationView | None:
+        """The session's HOLISTIC_FLOW, or None if not stored yet."""
+        rows = await self.list_evaluations(session_id, EvaluationType.HOLISTIC_FLOW)
+        return rows[0] if rows else None
+
+    async def missing_evaluations(self, session_id: uuid.UUID) -> tuple[list[int], bool]:
+        """Answered turns without a TURN_EVAL, and whether the HOLISTIC_FLOW is missing."""
+        async with self._db.transaction() as s:
+            return await self._missing(s, session_id)
+
+    @staticmethod
+    async def _missing(s: AsyncSession, session_id: uuid.UUID) -> tuple[list[int], bool]:
+        turns = await s.scalars(
+            select(PromptMessage.turn)
+            .outerjoin(
+                PromptEvaluation,
+                (PromptEvaluation.session_id == PromptMessage.session_id)
+                & (PromptEvaluation.turn == PromptMessage.turn)
+                & (PromptEvaluation.evaluation_type == EvaluationType.TURN_EVAL),
+            )
+            .where(
+                PromptMessage.session_id == session_id,
+                PromptMessage.answer_text.is_not(None),
+                PromptEvaluation.id.is_(None),
+            )
+            .order_by(PromptMessage.turn)
+        )
+        holistic = await s.scalar(
+            select(PromptEvaluation.id).where(
+                PromptEvaluation.session_id == session_id,
+                PromptEvaluation.evaluation_type == EvaluationType.HOLISTIC_FLOW,
+            )
+        )
+        return list(turns), holistic is None
+
+    async def close_session(self, session_id: uuid.UUID) -> datetime:
+        """Set `ended_at` once every answered turn has a TURN_EVAL and a HOLISTIC_FLOW exists.
+
+        Idempotent: closing an ended session returns its `ended_at` unchanged. While anything
+        is missing it raises `SessionIncompleteError` and the session stays open.
+        """
+        async with self._db.transaction() as s:
+            row = await s.get(PromptSession, session_id, with_for_update=True)
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            if row.ended_at is not None:
+                return row.ended_at
+            missing_turns, holistic_missing = await self._missing(s, session_id)
+            if missing_turns or holistic_missing:
+                parts = []
+                if missing_turns:
+                    parts.append(f"TURN_EVAL missing for turns {missing_turns}")
+                if holistic_missing:
+                    parts.append("HOLISTIC_FLOW missing")
+                raise SessionIncompleteError(
+                    f"session {session_id} cannot be closed: {'; '.join(parts)}"
+                )
+            ended_at = await s.scalar(
+                text(
+                    "UPDATE prompt_sessions SET ended_at = now(), updated_at = now() "
+                    "WHERE id = :id RETURNING ended_at"
+                ).bindparams(bindparam("id", type_=UUID(as_uuid=True))),
+                {"id": session_id},
+            )
+            assert isinstance(ended_at, datetime)
+            return ended_at
+
+    async def ensure_open(self, session_id: uuid.UUID) -> None:
+        """Raise `SessionNotFoundError` / `SessionEndedError` unless the session is open."""
+        async with self._db.transaction() as s:
+            await lock_open_session(s, session_id)

@@ -1,0 +1,160 @@
+"""The question bank: storage, batch embedding and pgvector similarity search (seed 001 §4.1).
+
+Similarity is cosine distance on L2-normalised embeddings, served by the HNSW
+`vector_cosine_ops` index. pgvector 0.6 filters *after* the index scan, so a filtered search
+(`position=`, `exclude_ids=`) can return fewer than k rows when `hnsw.ef_search` is small;
+`ef_search` is therefore raised with the filter's selectivity in mind (see `similar`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from storage.database import Database
+from storage.embeddings import Embedder, aembed_documents, aembed_queries
+from storage.models import Question
+from storage.views import SimilarQuestion
+
+DEFAULT_EF_SEARCH = 100
+
+
+@dataclass(frozen=True)
+class NewQuestion:
+    """A question to add to the bank."""
+
+    position: str
+    category: str
+    language: str
+    text: str
+
+
+class QuestionRepository:
+    """Add, count and search bank questions."""
+
+    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 256) -> None:
+        self._db = db
+        self._embedder = embedder
+        self._batch_size = batch_size
+
+    async def add_many(self, questions: Iterable[NewQuestion]) -> int:
+        """Insert questions not yet in the bank (unique on position + text); return how many.
+
+        Embeds in batches of `batch_size`; already present questions are skipped, which makes
+        seeding idempotent.
+        """
+        pending = list({(q.position, q.text): q for q in questions}.values())
+        inserted = 0
+        for start in range(0, len(pending), self._batch_size):
+            batch = pending[start : start + self._batch_size]
+            vectors = await aembed_documents(self._embedder, [q.text for q in batch])
+            rows = [
+                {
+                    "position": q.position,
+                    "category": q.category,
+                    "language": q.language,
+                    "text": q.text,
+                    "embedding": vector,
+                }
+                for q, vector in zip(batch, vectors, strict=True)
+            ]
+            async with self._db.transaction() as s:
+                result = await s.execute(
+                    insert(Question)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=[Question.position, Question.text])
+                    .returning(Question.id)
+                )
+                inserted += len(result.all())
+        return inserted
+
+    async def add(self, question: NewQuestion) -> int:
+        """Insert one question (or find the existing one) and return its id."""
+        await self.add_many([question])
+        async with self._db.transaction() as s:
+            question_id = await s.scalar(
+                select(Question.id).where(
+                    Question.position == question.position, Question.text == question.text
+                )
+            )
+            assert question_id is not None
+            return question_id
+
+    async def count(self, position: str | None = None) -> int:
+        """Number of bank questions, optionally for one position."""
+        query = select(func.count()).select_from(Question)
+        if position is not None:
+            query = query.where(Question.position == position)
+        async with self._db.transaction() as s:
+            return int(await s.scalar(query) or 0)
+
+    async def positions(self) -> list[str]:
+        """Positions that have at least one question."""
+        async with self._db.transaction() as s:
+            return list(await s.scalars(select(Question.position).distinct().order_by(
+                Question.position)))
+
+    async def embed_query(self, text_value: str) -> list[float]:
+        """The query vector for `text_value`."""
+        (vector,) = await aembed_queries(self._embedder, [text_value])
+        return vector
+
+    async def similar(
+        self,
+        query: str | Sequence[float],
+        k: int = 5,
+        *,
+        position: str | None = None,
+        language: str | None = None,
+        exclude_ids: Iterable[int] = (),
+        ef_search: int = DEFAULT_EF_SEARCH,
+    ) -> list[SimilarQuestion]:
+        """The k bank questions nearest to `query` (a text or a vector) by cosine distance."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1 (got {k})")
+        vector = await self.embed_query(query) if isinstance(query, str) else list(query)
+        if len(vector) != self._embedder.dim:
+            raise ValueError(
+                f"query vector has {len(vector)} dimensions, the bank uses {self._embedder.dim}"
+            )
+        distance = Question.embedding.cosine_distance(vector).label("distance")
+        stmt = select(Question, distance).order_by(distance).limit(k)
+        if position is not None:
+            stmt = stmt.where(Question.position == position)
+        if language is not None:
+            stmt = stmt.where(Question.language == language)
+        excluded = list(exclude_ids)
+        if excluded:
+            stmt = stmt.where(Question.id.not_in(excluded))
+        async with self._db.transaction() as s:
+            # SET LOCAL: scoped to this transaction, so pooled connections are not altered.
+            await s.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
+            rows = (await s.execute(stmt)).all()
+        return [
+            SimilarQuestion(
+                id=row.Question.id,
+                position=row.Question.position,
+                category=row.Question.category,
+                language=row.Question.language,
+                text=row.Question.text,
+                distance=float(row.distance),
+            )
+            for row in rows
+        ]
+
+    async def first_question(self, position: str, language: str | None = None) -> SimilarQuestion:
+        """The opening question for a position: the lowest id of its bank (stable order)."""
+        stmt = select(Question).where(Question.position == position).order_by(Question.id)
+        if language is not None:
+            stmt = stmt.where(Question.language == language)
+        async with self._db.transaction() as s:
+            row = await s.scalar(stmt.limit(1))
+        if row is None:
+            raise LookupError(f"the question bank has no questions for position {position!r}")
+        return SimilarQuestion(
+            id=row.id, position=row.position, category=row.category, language=row.language,
+            text=row.text, distance=0.0,
+        )

@@ -1,0 +1,61 @@
+"""The storage services bundled together, opened from settings and closed once.
+
+This is what the API lifespan, the CLI, notebooks and the graph's default runtime context
+hold: one engine, and the services built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from storage.bank import seed_questions
+from storage.database import Database
+from storage.embeddings import Embedder, load_embedder
+from storage.evaluations import EvaluationStorageService
+from storage.migrate import aupgrade
+from storage.questions import QuestionRepository
+from storage.sessions import SessionStore
+from storage.settings import Settings
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Database + the services that use it."""
+
+    db: Database
+    embedder: Embedder
+    sessions: SessionStore
+    evaluations: EvaluationStorageService
+    questions: QuestionRepository
+
+    @classmethod
+    def from_database(cls, db: Database, embedder: Embedder) -> Storage:
+        """Build the services on an existing database handle."""
+        return cls(
+            db=db,
+            embedder=embedder,
+            sessions=SessionStore(db),
+            evaluations=EvaluationStorageService(db),
+            questions=QuestionRepository(db, embedder),
+        )
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate: bool = True, seed: bool = False) -> Storage:
+        """Connect (starting the embedded server if needed), migrate, optionally seed the bank."""
+        db = await Database.connect(settings)
+        try:
+            if migrate:
+                await aupgrade(db.urls.sqlalchemy)
+            embedder = await asyncio.to_thread(load_embedder, settings)
+            storage = cls.from_database(db, embedder)
+            if seed and await storage.questions.count() == 0:
+                await seed_questions(storage.questions)
+        except BaseException:
+            await db.dispose()
+            raise
+        return storage
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections."""
+        await self.db.dispose()

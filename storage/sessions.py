@@ -1,0 +1,243 @@
+"""Session and message persistence: create a session, ask a question, record an answer.
+
+Every write is idempotent on its natural key so that graph nodes, which LangGraph may re-run
+after an interrupt or a crash, can repeat them safely; a *different* value for a turn that is
+already stored is a `TurnConflictError`, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.database import Database
+from storage.errors import (
+    SessionEndedError,
+    SessionNotFoundError,
+    TurnConflictError,
+    TurnNotFoundError,
+)
+from storage.models import PromptMessage, PromptSession
+from storage.views import SessionView, TurnView
+
+
+@dataclass(frozen=True)
+class TranscriptTurn:
+    """One complete turn of a submitted transcript."""
+
+    question_text: str
+    answer_text: str
+    question_id: int | None = None
+
+
+def _session_view(row: PromptSession) -> SessionView:
+    return SessionView(
+        id=row.id,
+        participant_id=row.participant_id,
+        exam_id=row.exam_id,
+        position=row.position,
+        language=row.language,
+        max_turns=row.max_turns,
+        metadata=dict(row.metadata_),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _turn_view(row: PromptMessage) -> TurnView:
+    return TurnView(
+        turn=row.turn,
+        question_id=row.question_id,
+        question_text=row.question_text,
+        answer_text=row.answer_text,
+        asked_at=row.asked_at,
+        answered_at=row.answered_at,
+    )
+
+
+async def lock_open_session(db_session: AsyncSession, session_id: uuid.UUID) -> PromptSession:
+    """Lock the session row (FOR UPDATE) and check that it exists and has not ended."""
+    row = await db_session.get(PromptSession, session_id, with_for_update=True)
+    if row is None:
+        raise SessionNotFoundError(session_id)
+    if row.ended_at is not None:
+        raise SessionEndedError(session_id)
+    return row
+
+
+class SessionStore:
+    """Sessions and their turns (tables `prompt_sessions`, `prompt_messages`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_session(
+        self,
+        *,
+        participant_id: str,
+        position: str,
+        language: str,
+        max_turns: int,
+        exam_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        session_id: uuid.UUID | None = None,
+    ) -> SessionView:
+        """Create a session; with an explicit `session_id` an existing one is returned as is."""
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1 (got {max_turns})")
+        values: dict[str, Any] = {
+            "participant_id": participant_id,
+            "exam_id": exam_id,
+            "position": position,
+            "language": language,
+            "max_turns": max_turns,
+            "metadata_": metadata or {},
+        }
+        if session_id is not None:
+            values["id"] = session_id
+        async with self._db.transaction() as s:
+            stmt = insert(PromptSession).values(**values).on_conflict_do_nothing(
+                index_elements=[PromptSession.id]
+            )
+            new_id = (await s.execute(stmt.returning(PromptSession.id))).scalar_one_or_none()
+            row = await s.get(PromptSession, new_id or session_id)
+            assert row is not None  # inserted now, or existed under the explicit id
+            return _session_view(row)
+
+    async def get_session(self, session_id: uuid.UUID) -> SessionView:
+        """The session, or `SessionNotFoundError`."""
+        async with self._db.transaction() as s:
+            row = await s.get(PromptSession, session_id)
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            return _session_view(row)
+
+    async def get_transcript(self, session_id: uuid.UUID) -> list[TurnView]:
+        """All turns of the session in order (`SessionNotFoundError` if it does not exist)."""
+        async with self._db.transaction() as s:
+            if await s.get(PromptSession, session_id) is None:
+                raise SessionNotFoundError(session_id)
+            rows = await s.scalars(
+                select(PromptMessage)
+                .where(PromptMessage.session_id == session_id)
+                .order_by(PromptMessage.turn)
+            )
+            return [_turn_view(row) for row in rows]
+
+    async def add_question(
+        self,
+        session_id: uuid.UUID,
+        turn: int,
+        question_text: str,
+        question_id: int | None = None,
+    ) -> TurnView:
+        """Store the question of `turn`; repeating the same question is a no-op."""
+        if turn < 1:
+            raise TurnNotFoundError(session_id, turn)
+        async with self._db.transaction() as s:
+            await lock_open_session(s, session_id)
+            await s.execute(
+                insert(PromptMessage)
+                .values(
+                    session_id=session_id,
+                    turn=turn,
+                    question_id=question_id,
+                    question_text=question_text,
+                )
+                .on_conflict_do_nothing(index_elements=[PromptMessage.session_id,
+                                                        PromptMessage.turn])
+            )
+            row = await s.scalar(
+                select(PromptMessage).where(
+                    PromptMessage.session_id == session_id, PromptMessage.turn == turn
+                )
+            )
+            assert row is not None
+            if row.question_text != question_text:
+                raise TurnConflictError(
+                    f"turn {turn} of session {session_id} already has a different question"
+                )
+            return _turn_view(row)
+
+    async def record_answer(self, session_id: uuid.UUID, turn: int, answer_text: str) -> TurnView:
+        """Store the answer of `turn`; repeating the same answer is a no-op."""
+        async with self._db.transaction() as s:
+            await lock_open_session(s, session_id)
+            row = await s.scalar(
+                select(PromptMessage).where(
+                    PromptMessage.session_id == session_id, PromptMessage.turn == turn
+                )
+            )
+            if row is None:
+                raise TurnNotFoundError(session_id, turn)
+            if row.answer_text is None:
+                row.answer_text = answer_text
+                row.answered_at = await s.scalar(select(func.now()))
+            elif row.answer_text != answer_text:
+                raise TurnConflictError(
+                    f"turn {turn} of session {session_id} already has a different answer"
+                )
+            return _turn_view(row)
+
+    async def save_transcript(
+        self, session_id: uuid.UUID, turns: Sequence[TranscriptTurn]
+    ) -> list[TurnView]:
+        """Store a complete transcript (submission mode) in one transaction.
+
+        Turns are numbered from 1. Turns already stored must match; missing answers are
+        filled in; new turns are inserted. Re-submitting the same transcript changes nothing.
+        """
+        if not turns:
+            raise ValueError("a transcript needs at least one turn")
+        async with self._db.transaction() as s:
+            await lock_open_session(s, session_id)
+            existing = {
+                row.turn: row
+                for row in await s.scalars(
+                    select(PromptMessage).where(PromptMessage.session_id == session_id)
+                )
+            }
+            new_rows = []
+            for number, item in enumerate(turns, start=1):
+                row = existing.get(number)
+                if row is None:
+                    new_rows.append(
+                        {
+                            "session_id": session_id,
+                            "turn": number,
+                            "question_id": item.question_id,
+                            "question_text": item.question_text,
+                            "answer_text": item.answer_text,
+                            "answered_at": func.now(),
+                        }
+                    )
+                    continue
+                if row.question_text != item.question_text:
+                    raise TurnConflictError(
+                        f"turn {number} of session {session_id} already has a different question"
+                    )
+                if row.answer_text is None:
+                    await s.execute(
+                        update(PromptMessage)
+                        .where(PromptMessage.id == row.id)
+                        .values(answer_text=item.answer_text, answered_at=func.now())
+                    )
+                elif row.answer_text != item.answer_text:
+                    raise TurnConflictError(
+                        f"turn {number} of session {session_id} already has a different answer"
+                    )
+            if new_rows:
+                await s.execute(insert(PromptMessage).values(new_rows))
+            rows = await s.scalars(
+                select(PromptMessage)
+                .where(PromptMessage.session_id == session_id)
+                .order_by(PromptMessage.turn)
+                .execution_options(populate_existing=True)
+            )
+            return [_turn_view(row) for row in rows]

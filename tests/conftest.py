@@ -1,0 +1,72 @@
+"""Shared fixtures.
+
+Integration tests run against the real embedded PostgreSQL (pgserver): one throwaway database
+per test run, migrated with Alembic (`alembic upgrade head`), dropped at the end. Unit tests
+need neither network nor database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from storage.database import Database, DatabaseUrls, create_engine
+from storage.embedded import EmbeddedServer, drop_database, ensure_database, start_embedded_server
+from storage.embeddings import Embedder, load_embedder
+from storage.evaluations import EvaluationStorageService
+from storage.migrate import upgrade
+from storage.questions import QuestionRepository
+from storage.sessions import SessionStore
+from storage.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def embedded_server(settings: Settings) -> EmbeddedServer:
+    return start_embedded_server(settings.data_dir)
+
+
+@pytest.fixture(scope="session")
+def database_urls(embedded_server: EmbeddedServer) -> Iterator[DatabaseUrls]:
+    """A fresh, migrated database for this test run."""
+    name = f"turnjudge_test_{uuid.uuid4().hex[:12]}"
+    ensure_database(embedded_server, name)
+    urls = DatabaseUrls(
+        sqlalchemy=embedded_server.sqlalchemy_url(name), libpq=embedded_server.libpq_url(name)
+    )
+    upgrade(urls.sqlalchemy)
+    yield urls
+    drop_database(embedded_server, name)
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[Database]:
+    database = Database(create_engine(settings, database_urls.sqlalchemy), database_urls)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedder(settings: Settings) -> Embedder:
+    return load_embedder(settings)
+
+
+@pytest.fixture
+def sessions(db: Database) -> SessionStore:
+    return SessionStore(db)
+
+
+@pytest.fixture
+def evaluations(db: Database) -> EvaluationStorageService:
+    return EvaluationStorageService(db)
+
+
+@pytest.fixture
+def questions(db: Database, embedder: Embedder) -> QuestionRepository:
+    return QuestionRepository(db, embedder)
