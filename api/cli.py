@@ -47,6 +47,35 @@ async def _similar(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+    from api.runtime import open_runtime
+
+    async with open_runtime(get_settings()) as runtime:
+        report = await run_demo(runtime.interviews, runtime.services.storage.embedder)
+    return 0 if report.ended_at else 1
+
+
+async def _evaluate(args: argparse.Namespace) -> int:
+    from api.batch import evaluate_file
+    from api.runtime import open_runtime
+
+    async with open_runtime(get_settings()) as runtime:
+        failed = await evaluate_file(
+            runtime.interviews, args.path, output=args.output, concurrency=args.concurrency
+        )
+    return 1 if failed else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 async def _db(args: argparse.Namespace) -> int:
     settings = get_settings()
     if settings.database_url is not None and args.action != "status":
@@ -80,6 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--position")
     similar.set_defaults(handler=_similar)
 
+    sub.add_parser("demo", help="run a whole offline interview with a scripted candidate"
+                   ).set_defaults(handler=_demo)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate transcripts from a JSON or JSONL file")
+    evaluate.add_argument("path", help="JSON list or JSONL of {participant_id, position, "
+                          "language, transcript: [{question, answer}]}")
+    evaluate.add_argument("-o", "--output", help="write one JSON report per line here")
+    evaluate.add_argument("-c", "--concurrency", type=int, default=4,
+                          help="sessions evaluated at once (default 4)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (OpenAPI at /docs)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(sync_handler=_serve)
+
     db = sub.add_parser("db", help="manage the embedded PostgreSQL server")
     db.add_argument("action", choices=["start", "stop", "status"])
     db.set_defaults(handler=_db)
@@ -90,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `turnjudge` command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if hasattr(args, "sync_handler"):
+        code: int = args.sync_handler(args)
+        return code
     handler: Handler = args.handler
     return asyncio.run(handler(args))
 

@@ -1,8 +1,10 @@
 """Async Alembic environment.
 
 The URL comes from turnjudge's settings (the embedded PostgreSQL when DATABASE_URL is unset)
-unless the caller put one in the Alembic config (`sqlalchemy.url`), as the test suite and
-`storage.migrate` do. Only turnjudge's own tables are compared: LangGraph's checkpoint tables
+unless the caller put one in the Alembic config (`sqlalchemy.url`). `storage.migrate` instead
+hands over an open synchronous connection (`config.attributes["connection"]`): it runs inside
+servers' worker threads, where starting a second event loop would trip `langgraph dev`'s
+blocking-call detector. Only turnjudge's own tables are compared: LangGraph's checkpoint tables
 may live in the same database and must not look like drift.
 """
 
@@ -74,5 +76,7 @@ async def run_async_migrations() -> None:
 
 if context.is_offline_mode():
     run_migrations_offline()
+elif (shared_connection := config.attributes.get("connection")) is not None:
+    do_run_migrations(shared_connection)
 else:
     asyncio.run(run_async_migrations())

@@ -118,6 +118,19 @@ class SessionStore:
                 raise SessionNotFoundError(session_id)
             return _session_view(row)
 
+    async def list_sessions(
+        self, *, position: str | None = None, ended: bool | None = None, limit: int = 1000
+    ) -> list[SessionView]:
+        """Most recent sessions first, optionally of one position / only ended or open ones."""
+        query = select(PromptSession).order_by(PromptSession.started_at.desc()).limit(limit)
+        if position is not None:
+            query = query.where(PromptSession.position == position)
+        if ended is not None:
+            column = PromptSession.ended_at
+            query = query.where(column.is_not(None) if ended else column.is_(None))
+        async with self._db.transaction() as s:
+            return [_session_view(row) for row in await s.scalars(query)]
+
     async def get_transcript(self, session_id: uuid.UUID) -> list[TurnView]:
         """All turns of the session in order (`SessionNotFoundError` if it does not exist)."""
         async with self._db.transaction() as s:

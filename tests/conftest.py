@@ -11,15 +11,20 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from graph.context import Services, build_services
+from storage.bank import seed_questions
+from storage.checkpoints import open_checkpointer
 from storage.database import Database, DatabaseUrls, create_engine
 from storage.embedded import EmbeddedServer, drop_database, ensure_database, start_embedded_server
 from storage.embeddings import Embedder, load_embedder
 from storage.evaluations import EvaluationStorageService
 from storage.migrate import upgrade
 from storage.questions import QuestionRepository
+from storage.services import Storage
 from storage.sessions import SessionStore
-from storage.settings import Settings, get_settings
+from storage.settings import JudgeKind, Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +75,28 @@ def evaluations(db: Database) -> EvaluationStorageService:
 @pytest.fixture
 def questions(db: Database, embedder: Embedder) -> QuestionRepository:
     return QuestionRepository(db, embedder)
+
+
+@pytest.fixture(scope="session")
+async def storage(db: Database, embedder: Embedder) -> Storage:
+    """All storage services on the test database, with the packaged question bank loaded."""
+    bundle = Storage.from_database(db, embedder)
+    await seed_questions(bundle.questions)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def offline_settings() -> Settings:
+    """Settings that select the offline heuristic judge whatever the environment says."""
+    return Settings(judge=JudgeKind.HEURISTIC)
+
+
+@pytest.fixture(scope="session")
+async def offline_services(storage: Storage, offline_settings: Settings) -> Services:
+    return await build_services(offline_settings, storage=storage)
+
+
+@pytest.fixture(scope="session")
+async def checkpointer(database_urls: DatabaseUrls) -> AsyncIterator[AsyncPostgresSaver]:
+    async with open_checkpointer(database_urls.libpq) as saver:
+        yield saver

@@ -1,0 +1,47 @@
+"""Everything a facade process needs, opened and closed together.
+
+The API lifespan and the CLI both use `open_runtime`: storage (migrated, bank seeded), the
+judge and question generator from settings, the PostgreSQL checkpointer, and the compiled
+graph behind an `InterviewService`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from api.interviews import InterviewService
+from graph.context import Services, build_services
+from graph.graph import build_graph
+from storage.checkpoints import open_checkpointer
+from storage.services import Storage
+from storage.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppRuntime:
+    """Settings, services and the interview facade of one process."""
+
+    settings: Settings
+    services: Services
+    interviews: InterviewService
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, storage: Storage | None = None
+) -> AsyncIterator[AppRuntime]:
+    """Open (or adopt) storage, build services and the checkpointed graph; close on exit.
+
+    An injected `storage` is left open for its owner to close.
+    """
+    opened = storage or await Storage.open(settings, migrate=True, seed=True)
+    try:
+        services = await build_services(settings, storage=opened)
+        async with open_checkpointer(opened.db.urls.libpq) as checkpointer:
+            interviews = InterviewService(build_graph(checkpointer), services)
+            yield AppRuntime(settings, services, interviews)
+    finally:
+        if storage is None:
+            await opened.close()

@@ -1,0 +1,118 @@
+"""The interview's state: JSON-serialisable values only (ids, text, scores).
+
+Inputs a caller sets are at the top (participant, position, mode, transcript...); the rest is
+written by the nodes. Lists keyed by turn number merge by that key, so parallel evaluations
+(submission mode fans out with `Send`) never overwrite each other and a re-evaluated turn
+replaces its earlier summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, TypedDict
+
+
+class TurnRecord(TypedDict):
+    """A question asked and, once given, its answer."""
+
+    turn: int
+    question: str
+    question_id: int | None
+    category: str | None
+    answer: str | None
+
+
+class TranscriptItem(TypedDict):
+    """One turn of a submitted transcript."""
+
+    question: str
+    answer: str
+
+
+class TurnScore(TypedDict):
+    """Summary of a stored TURN_EVAL (the full details are in the database)."""
+
+    turn: int
+    score: float
+    analysis: str
+    flags: list[str]
+
+
+class HolisticSummary(TypedDict):
+    """Summary of the stored HOLISTIC_FLOW."""
+
+    score: float
+    analysis: str
+    flags: list[str]
+
+
+class Failure(TypedDict):
+    """An evaluation that failed after its retries; the session stays open."""
+
+    target: Literal["turn", "holistic"]
+    turn: int | None
+    error: str
+
+
+class TurnTask(TypedDict):
+    """What node 4 needs to evaluate one turn (sent with `Send`)."""
+
+    session_id: str
+    position: str
+    language: str
+    turn: int
+    question: str
+    answer: str
+    category: str | None
+
+
+def merge_by_turn(
+    current: list[TurnRecord] | list[TurnScore], update: list[TurnRecord] | list[TurnScore]
+) -> list[TurnRecord] | list[TurnScore]:
+    """Reducer: entries of `update` replace those with the same turn; result sorted by turn."""
+    merged = {item["turn"]: item for item in current}
+    merged.update({item["turn"]: item for item in update})
+    return [merged[turn] for turn in sorted(merged)]  # type: ignore[return-value]
+
+
+def add_or_reset(current: list[Failure], update: list[Failure] | None) -> list[Failure]:
+    """Reducer: append failures; `None` clears them (a new run starts clean)."""
+    return [] if update is None else current + update
+
+
+Mode = Literal["interview", "submission"]
+Status = Literal["new", "in_progress", "evaluating", "completed"]
+
+
+@dataclass(kw_only=True)
+class InterviewState:
+    """State of one interview (or one submitted transcript) = one session."""
+
+    # --- inputs ---------------------------------------------------------------------
+    session_id: str | None = None
+    """Existing session to continue; unset = the thread id if it is a UUID, else a new one."""
+    participant_id: str = "anonymous"
+    exam_id: str | None = None
+    position: str = "backend"
+    language: str = "en"
+    max_turns: int = 5
+    mode: Mode = "interview"
+    transcript: list[TranscriptItem] = field(default_factory=list)
+    """Submission mode: the complete conversation to store and evaluate."""
+    reevaluate: bool = False
+    """Submission mode: re-judge turns that already have a TURN_EVAL (updated in place)."""
+
+    # --- written by the nodes -------------------------------------------------------
+    turns: Annotated[list[TurnRecord], merge_by_turn] = field(default_factory=list)
+    pending_turns: list[int] = field(default_factory=list)
+    holistic_pending: bool = True
+    turn_evaluations: Annotated[list[TurnScore], merge_by_turn] = field(default_factory=list)
+    holistic: HolisticSummary | None = None
+    failures: Annotated[list[Failure], add_or_reset] = field(default_factory=list)
+    stop_requested: bool = False
+    status: Status = "new"
+    ended_at: str | None = None
+
+    def answered_turns(self) -> list[TurnRecord]:
+        """Turns whose answer has arrived, in order."""
+        return [turn for turn in self.turns if turn["answer"] is not None]

@@ -1,0 +1,60 @@
+"""The shape of an evaluation's `details` JSONB, shared by every judge.
+
+`score` (0-100) and `analysis` are required (the database CHECK insists); the rest follows
+seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics), plus what
+an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
+injection (`flags`), token `usage` and `latency_ms`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class RubricScore(BaseModel):
+    """One criterion's score and the reason for it."""
+
+    score: float = Field(ge=0, le=100)
+    reason: str
+
+
+class JudgeInfo(BaseModel):
+    """Who judged: `kind` is honest about heuristic vs LLM."""
+
+    kind: Literal["llm", "heuristic"]
+    model: str
+    prompt_version: str
+
+
+class Usage(BaseModel):
+    """Tokens spent by an LLM judge on this evaluation (all attempts included)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    calls: int = 0
+
+
+class EvaluationDetails(BaseModel):
+    """What is stored in `prompt_evaluations.details`."""
+
+    score: float = Field(ge=0, le=100)
+    analysis: str
+    rubrics: dict[str, RubricScore] = Field(default_factory=dict)
+    feedback: str | None = None
+    strengths: list[str] = Field(default_factory=list)
+    improvements: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(
+        default_factory=list,
+        description="e.g. 'prompt_injection:score_demand'; see nodes.injection",
+    )
+    judge: JudgeInfo
+    usage: Usage | None = None
+    latency_ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object to store (None fields omitted)."""
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,50 @@
+"""Node 5, route, and the other branch points of the graph (pure functions of the state).
+
+`route` decides after each TURN_EVAL: another question, or the holistic evaluation once
+max_turns is reached or a stop was requested. In submission mode all branches meet at
+close_session. The fan-out helpers return `Send`s so that turn evaluations run in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.types import Send
+
+from graph.state import InterviewState
+from nodes.evaluate_turn import turn_tasks
+
+
+def after_open(state: InterviewState) -> list[Send] | Literal["generate_question", "close_session"]:
+    """Interview: ask the first question. Submission: every pending evaluation at once."""
+    if state.mode == "interview":
+        return "generate_question"
+    sends = [Send("evaluate_turn", task) for task in turn_tasks(state, state.pending_turns)]
+    if state.holistic_pending:
+        sends.append(Send("evaluate_holistic_flow", state))
+    return sends or "close_session"
+
+
+def after_question(state: InterviewState) -> Literal["intake_answer", "evaluate_holistic_flow"]:
+    """Wait for the answer, unless the bank had nothing left to ask."""
+    return "evaluate_holistic_flow" if state.stop_requested else "intake_answer"
+
+
+def after_answer(state: InterviewState) -> Send | Literal["evaluate_holistic_flow"]:
+    """Evaluate the answer just given; a stop without an answer goes straight to 6a."""
+    last = state.turns[-1]
+    if last["answer"] is None:
+        return "evaluate_holistic_flow"
+    (task,) = turn_tasks(state, [last["turn"]])
+    return Send("evaluate_turn", task)
+
+
+def route(
+    state: InterviewState,
+) -> Literal["generate_question", "evaluate_holistic_flow", "close_session"]:
+    """Node 5: next question, holistic evaluation, or (submission mode) close."""
+    if state.mode == "submission":
+        return "close_session"
+    if state.stop_requested or len(state.answered_turns()) >= state.max_turns:
+        return "evaluate_holistic_flow"
+    return "generate_question"

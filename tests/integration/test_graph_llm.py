@@ -1,0 +1,182 @@
+"""Submission mode with an LLM judge: a fake chat model, and the real ChatOpenAI path against
+the local OpenAI-compatible stub (faults, retries, parallel fan-out), on the real database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from graph import Context, build_graph
+from nodes.close_session import EvaluationIncompleteError
+from nodes.llm import make_chat_model
+from nodes.llm_judge import FlowJudgement, LLMJudge, TurnJudgement
+from nodes.question_generation import BankQuestionGenerator
+from storage.models import EvaluationType
+from storage.services import Storage
+from storage.settings import Settings
+from tests.support.fake_chat import ScriptedChatModel
+from tests.support.openai_stub import OpenAIStub
+
+pytestmark = pytest.mark.integration
+
+
+def transcript(turns: int) -> list[dict[str, str]]:
+    return [
+        {
+            "question": f"Question {n}: how would you scale service {n} to 10x traffic?",
+            "answer": f"For service {n} I would profile first, add a cache and shard by tenant; "
+            f"last year that took p95 from {300 + n} ms to {80 + n} ms.",
+        }
+        for n in range(1, turns + 1)
+    ]
+
+
+def judgement(schema: type, messages: list[BaseMessage]) -> Any:
+    common = {"analysis": "solid", "strengths": ["specific"], "improvements": [],
+              "keywords": ["cache"], "flags": [], "feedback": "good"}
+    if schema is FlowJudgement:
+        return FlowJudgement(score=70, rubrics=[
+            {"criterion": "consistency", "score": 70, "reason": "consistent"}], **common)
+    return TurnJudgement(score=80, rubrics=[
+        {"criterion": "relevance", "score": 80, "reason": "on topic"}], **common)
+
+
+def context_with(storage: Storage, judge: LLMJudge) -> Context:
+    return Context(storage=storage, judge=judge,
+                   question_generator=BankQuestionGenerator(storage.questions))
+
+
+def submission(session_id: uuid.UUID, turns: int) -> dict[str, Any]:
+    return {"session_id": str(session_id), "mode": "submission", "position": "backend",
+            "participant_id": "p-llm", "transcript": transcript(turns)}
+
+
+async def evaluation_counts(storage: Storage, session_id: uuid.UUID) -> tuple[int, int]:
+    rows = await storage.evaluations.list_evaluations(session_id)
+    turn_evals = sum(e.evaluation_type is EvaluationType.TURN_EVAL for e in rows)
+    return turn_evals, sum(e.evaluation_type is EvaluationType.HOLISTIC_FLOW for e in rows)
+
+
+async def test_submission_with_fake_chat_model(storage: Storage) -> None:
+    model = ScriptedChatModel(default=judgement)
+    judge = LLMJudge(model, model_name="fake", max_retries=0)
+    session_id = uuid.uuid4()
+    result = await build_graph().ainvoke(
+        submission(session_id, 3), context=context_with(storage, judge)
+    )
+    assert result["status"] == "completed"
+    assert len(model.calls_for(TurnJudgement)) == 3 and len(model.calls_for(FlowJudgement)) == 1
+    rows = await storage.evaluations.list_evaluations(session_id)
+    assert [(e.turn, e.score) for e in rows] == [(1, 80), (2, 80), (3, 80), (None, 70)]
+    assert rows[0].details["judge"] == {"kind": "llm", "model": "fake", "prompt_version": "v1"}
+    assert rows[0].details["rubrics"]["relevance"]["reason"] == "on topic"
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStub]:
+    with OpenAIStub() as server:
+        yield server
+
+
+def stub_settings(stub: OpenAIStub, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_base_url": stub.base_url, "llm_model": "stub", "llm_max_retries": 2,
+        "llm_backoff_s": 0.01, "llm_timeout_s": 2.0, "llm_max_concurrency": 64,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def test_real_chat_openai_recovers_from_transient_faults(
+    storage: Storage, stub: OpenAIStub
+) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, llm_timeout_s=0.5))
+    stub.timeout_sleep_s = 3
+    stub.add_fault("500", times=1)
+    stub.add_fault("429", times=1)
+    stub.add_fault("malformed", times=1)
+    stub.add_fault("timeout", times=1)
+    session_id = uuid.uuid4()
+    result = await build_graph().ainvoke(
+        submission(session_id, 3), context=context_with(storage, judge)
+    )
+    assert result["status"] == "completed" and result["failures"] == []
+    assert stub.calls == 4 + 4  # four evaluations, four faulted attempts retried
+    assert await evaluation_counts(storage, session_id) == (3, 1)
+    holistic = await storage.evaluations.get_holistic_evaluation(session_id)
+    assert holistic is not None and holistic.details["usage"]["total_tokens"] > 0
+
+
+async def test_exhausted_retries_leave_the_session_open_and_a_rerun_completes_it(
+    storage: Storage, stub: OpenAIStub
+) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub))
+    stub.add_fault("500", times=None, match="FlowJudgement")  # every holistic attempt fails
+    session_id = uuid.uuid4()
+    graph = build_graph()
+    context = context_with(storage, judge)
+    with pytest.raises(EvaluationIncompleteError, match="holistic flow") as failure:
+        await graph.ainvoke(submission(session_id, 3), context=context)
+    assert failure.value.failures[0]["target"] == "holistic"
+    assert await evaluation_counts(storage, session_id) == (3, 0)  # turns kept, no holistic
+    assert (await storage.sessions.get_session(session_id)).ended_at is None
+
+    stub.clear_faults()
+    stub.reset_stats()
+    result = await graph.ainvoke(submission(session_id, 3), context=context)
+    assert result["status"] == "completed"
+    assert stub.calls == 1, "only the missing HOLISTIC_FLOW is evaluated again"
+    assert await evaluation_counts(storage, session_id) == (3, 1)
+    assert (await storage.sessions.get_session(session_id)).ended_at is not None
+
+
+async def test_reevaluation_updates_in_place(storage: Storage, stub: OpenAIStub) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub))
+    stub.add_fault("500", times=None, match="FlowJudgement")
+    session_id = uuid.uuid4()
+    graph = build_graph()
+    context = context_with(storage, judge)
+    with pytest.raises(EvaluationIncompleteError):
+        await graph.ainvoke(submission(session_id, 2), context=context)
+    first = {e.turn: e for e in await storage.evaluations.list_evaluations(session_id)}
+    stub.clear_faults()
+    await graph.ainvoke({**submission(session_id, 2), "reevaluate": True}, context=context)
+    second = {e.turn: e for e in await storage.evaluations.list_evaluations(session_id)}
+    assert await evaluation_counts(storage, session_id) == (2, 1)
+    for turn in (1, 2):
+        assert second[turn].id == first[turn].id
+        assert second[turn].created_at == first[turn].created_at
+        assert second[turn].updated_at > first[turn].updated_at
+
+
+async def test_fan_out_is_parallel(storage: Storage, stub: OpenAIStub) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub))
+    stub.latency_s = 0.3
+    session_id = uuid.uuid4()
+    result = await build_graph().ainvoke(
+        submission(session_id, 8), context=context_with(storage, judge)
+    )
+    assert result["status"] == "completed"
+    assert stub.calls == 9
+    # All 8 TURN_EVALs and the HOLISTIC_FLOW were in flight at once (not 8 x latency).
+    assert stub.max_concurrency == 9
+
+
+async def test_concurrency_is_bounded_by_setting(storage: Storage, stub: OpenAIStub) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, llm_max_concurrency=3))
+    stub.latency_s = 0.1
+    result = await build_graph().ainvoke(
+        submission(uuid.uuid4(), 8), context=context_with(storage, judge)
+    )
+    assert result["status"] == "completed"
+    assert stub.max_concurrency == 3
+
+
+def test_make_chat_model_points_at_the_configured_endpoint(stub: OpenAIStub) -> None:
+    model = make_chat_model(stub_settings(stub))
+    assert str(model.openai_api_base) == stub.base_url
+    assert model.temperature == 0
