@@ -19,6 +19,7 @@ from nodes.rubrics import UnknownPositionError
 from storage.errors import (
     EvaluationTypeError,
     InvalidDetailsError,
+    InvalidTextError,
     SessionEndedError,
     SessionIncompleteError,
     SessionNotFoundError,
@@ -38,6 +39,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     NoQuestionsLeftError: status.HTTP_409_CONFLICT,
     EvaluationTypeError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     InvalidDetailsError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    InvalidTextError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     InvalidAnswerError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     InvalidInterviewInputError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     UnknownPositionError: status.HTTP_422_UNPROCESSABLE_CONTENT,

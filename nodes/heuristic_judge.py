@@ -34,6 +34,12 @@ is stable), ``depth_progression`` (the level and trend of per-turn specificity),
 variety of question categories when known) and ``answer_quality`` (the mean per-turn score,
 computed with exactly the TURN_EVAL logic).
 
+Determinism: no randomness and no clock in the result (only `latency_ms`). Each text is
+embedded on its own (batching pads texts to a common length, which perturbs the last digits
+of a vector) and cached per judge, so a vector depends on its text alone: the same case gives
+the same details whatever was evaluated before, and HOLISTIC_FLOW reuses the vectors (and
+therefore reproduces the scores) of the TURN_EVALs computed earlier.
+
 Unknown position: rather than failing an interview, coverage and technical terms are measured
 against the union of all known rubrics, and the reasons say so (neutral 50 if no rubric exists
 at all).

@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
+from openai import DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from nodes.details import Usage
@@ -120,6 +121,11 @@ def make_chat_model(settings: Settings) -> ChatOpenAI:
         timeout=settings.llm_timeout_s,
         max_retries=0,
         disable_streaming=True,
+        # aiohttp as the transport: with ~100 requests in flight the default httpx pool
+        # spends seconds of CPU matching requests to connections (measured: 180 concurrent
+        # requests 5.7 s with httpx vs 0.38 s with aiohttp, against a 0.3 s server). The
+        # session is created lazily, in the event loop of the first request.
+        http_async_client=DefaultAioHttpClient(timeout=settings.llm_timeout_s),
     )
 
 

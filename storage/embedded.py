@@ -21,6 +21,9 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
+#: Several processes share the server (API, `langgraph dev`, notebooks, tests), each with a
+#: pool of up to DB_POOL_SIZE + DB_MAX_OVERFLOW (30) connections; PostgreSQL's default is 100.
+MAX_CONNECTIONS = 300
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -52,6 +55,7 @@ def start_embedded_server(data_dir: Path) -> EmbeddedServer:
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    fresh = not (data_dir / "PG_VERSION").exists()
     try:
         server = get_server(data_dir, cleanup_mode=None)
     except (subprocess.SubprocessError, OSError, AssertionError) as exc:
@@ -63,7 +67,31 @@ def start_embedded_server(data_dir: Path) -> EmbeddedServer:
     socket_dir = server.get_postmaster_info().socket_dir
     if socket_dir is None:
         raise EmbeddedDatabaseError(f"the embedded PostgreSQL in {data_dir} has no unix socket")
-    return EmbeddedServer(data_dir=data_dir, socket_dir=Path(socket_dir))
+    embedded = EmbeddedServer(data_dir=data_dir, socket_dir=Path(socket_dir))
+    _raise_max_connections(embedded, restart=fresh)
+    return embedded
+
+
+def _pg_ctl(args: list[str], data_dir: Path) -> None:
+    from pgserver import _commands
+
+    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import by pgserver)
+    pg_ctl(args, pgdata=data_dir, user="pgserver" if os.geteuid() == 0 else None)
+
+
+def _raise_max_connections(server: EmbeddedServer, *, restart: bool) -> None:
+    """Persist max_connections = MAX_CONNECTIONS; restart only a server nobody uses yet.
+
+    A server already shared with other processes keeps running and picks the value up at
+    its next start.
+    """
+    with psycopg.connect(server.libpq_url("postgres"), autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+        if row is None or int(row[0]) >= MAX_CONNECTIONS:
+            return
+        conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+    if restart:
+        _pg_ctl(["-w", "restart"], server.data_dir)
 
 
 def ensure_database(server: EmbeddedServer, database: str) -> None:
@@ -89,16 +117,13 @@ def drop_database(server: EmbeddedServer, database: str) -> None:
 
 def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the server running in `data_dir`; return False when none was running."""
-    from pgserver import _commands
     from pgserver.utils import PostmasterInfo
 
     data_dir = data_dir.resolve()
     info = PostmasterInfo.read_from_pgdata(data_dir)
     if info is None or not info.is_running():
         return False
-    user = "pgserver" if os.geteuid() == 0 else None
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import by pgserver)
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+    _pg_ctl(["-w", "-m", "fast", "stop"], data_dir)
     # Forget holders recorded by pgserver: they refer to the server just stopped.
     pid_file = data_dir / ".handle_pids.json"
     if pid_file.exists():

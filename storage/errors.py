@@ -53,6 +53,10 @@ class EvaluationTypeError(StorageError):
     """Wrong combination of evaluation type and turn (TURN_EVAL needs a turn, HOLISTIC none)."""
 
 
+class InvalidTextError(StorageError, ValueError):
+    """Question or answer text PostgreSQL cannot store (it contains a NUL character)."""
+
+
 class InvalidDetailsError(StorageError):
     """`details` lacks a numeric `score` in [0, 100] or a string `analysis`, or is not JSON."""
 

@@ -65,7 +65,20 @@ def validate_details(details: Mapping[str, Any]) -> dict[str, Any]:
         json.dumps(details, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidDetailsError(f"details must be JSON-serialisable: {exc}") from exc
+    if _has_nul(details):
+        raise InvalidDetailsError("details must not contain NUL characters (\\u0000)")
     return dict(details)
+
+
+def _has_nul(value: object) -> bool:
+    """Whether a JSON value holds a NUL character, which PostgreSQL's jsonb refuses."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _check_turn(turn: object) -> int:

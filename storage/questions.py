@@ -2,8 +2,8 @@
 
 Similarity is cosine distance on L2-normalised embeddings, served by the HNSW
 `vector_cosine_ops` index. pgvector 0.6 filters *after* the index scan, so a filtered search
-(`position=`, `exclude_ids=`) can return fewer than k rows when `hnsw.ef_search` is small;
-`ef_search` is therefore raised with the filter's selectivity in mind (see `similar`).
+(`position=`, `language=`, `exclude_ids=`) can find fewer than k matching rows among the
+`hnsw.ef_search` candidates; `similar` then answers with an exact scan instead.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import defer
 
 from storage.database import Database
 from storage.embeddings import Embedder, aembed_documents, aembed_queries
@@ -49,7 +50,9 @@ class QuestionRepository:
         pending = list({(q.position, q.text): q for q in questions}.values())
         inserted = 0
         for start in range(0, len(pending), self._batch_size):
-            batch = pending[start : start + self._batch_size]
+            batch = await self._not_stored(pending[start : start + self._batch_size])
+            if not batch:
+                continue
             vectors = await aembed_documents(self._embedder, [q.text for q in batch])
             rows = [
                 {
@@ -70,6 +73,18 @@ class QuestionRepository:
                 )
                 inserted += len(result.all())
         return inserted
+
+    async def _not_stored(self, batch: list[NewQuestion]) -> list[NewQuestion]:
+        """The questions of `batch` not in the bank yet (so re-seeding embeds nothing)."""
+        keys = [(q.position, q.text) for q in batch]
+        async with self._db.transaction() as s:
+            result = await s.execute(
+                select(Question.position, Question.text).where(
+                    tuple_(Question.position, Question.text).in_(keys)
+                )
+            )
+            stored = {(position, text_value) for position, text_value in result}
+        return [q for q in batch if (q.position, q.text) not in stored]
 
     async def add(self, question: NewQuestion) -> int:
         """Insert one question (or find the existing one) and return its id."""
@@ -121,7 +136,10 @@ class QuestionRepository:
                 f"query vector has {len(vector)} dimensions, the bank uses {self._embedder.dim}"
             )
         distance = Question.embedding.cosine_distance(vector).label("distance")
-        stmt = select(Question, distance).order_by(distance).limit(k)
+        # defer: the 384 floats of each row's embedding are never returned; parsing them
+        # cost ~40% of the query's wall time (benchmarks/bench_storage.py).
+        stmt = select(Question, distance).options(defer(Question.embedding)).order_by(distance)
+        stmt = stmt.limit(k)
         if position is not None:
             stmt = stmt.where(Question.position == position)
         if language is not None:
@@ -129,10 +147,17 @@ class QuestionRepository:
         excluded = list(exclude_ids)
         if excluded:
             stmt = stmt.where(Question.id.not_in(excluded))
+        filtered = position is not None or language is not None or bool(excluded)
         async with self._db.transaction() as s:
             # SET LOCAL: scoped to this transaction, so pooled connections are not altered.
             await s.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), k)}"))
             rows = (await s.execute(stmt)).all()
+            if filtered and len(rows) < k:
+                # pgvector 0.6 applies WHERE after the HNSW scan: the ef_search candidates may
+                # hold fewer than k matching rows. Answer exactly instead (one position's
+                # share of the bank is small enough for a scan).
+                await s.execute(text("SET LOCAL enable_indexscan = off"))
+                rows = (await s.execute(stmt)).all()
         return [
             SimilarQuestion(
                 id=row.Question.id,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
 from storage.errors import (
+    InvalidTextError,
     SessionEndedError,
     SessionNotFoundError,
     TurnConflictError,
@@ -59,6 +60,13 @@ def _turn_view(row: PromptMessage) -> TurnView:
         asked_at=row.asked_at,
         answered_at=row.answered_at,
     )
+
+
+def check_text(field: str, value: str) -> str:
+    """`value`, unless PostgreSQL cannot store it (NUL characters): `InvalidTextError`."""
+    if "\x00" in value:
+        raise InvalidTextError(f"{field} must not contain NUL characters (\\x00)")
+    return value
 
 
 async def lock_open_session(db_session: AsyncSession, session_id: uuid.UUID) -> PromptSession:
@@ -153,6 +161,7 @@ class SessionStore:
         """Store the question of `turn`; repeating the same question is a no-op."""
         if turn < 1:
             raise TurnNotFoundError(session_id, turn)
+        check_text("question_text", question_text)
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             await s.execute(
@@ -180,6 +189,7 @@ class SessionStore:
 
     async def record_answer(self, session_id: uuid.UUID, turn: int, answer_text: str) -> TurnView:
         """Store the answer of `turn`; repeating the same answer is a no-op."""
+        check_text("answer_text", answer_text)
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             row = await s.scalar(
@@ -208,6 +218,9 @@ class SessionStore:
         """
         if not turns:
             raise ValueError("a transcript needs at least one turn")
+        for number, item in enumerate(turns, start=1):
+            check_text(f"transcript[{number}].question_text", item.question_text)
+            check_text(f"transcript[{number}].answer_text", item.answer_text)
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             existing = {

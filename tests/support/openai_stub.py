@@ -450,6 +450,8 @@ class OpenAIStub:
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/stats", self._stats, methods=["GET"]),
+                Route("/stats/reset", self._reset, methods=["POST"]),
             ]
         )
 
@@ -635,6 +637,16 @@ class OpenAIStub:
         return JSONResponse(
             {"object": "list", "data": [{"id": "stub", "object": "model", "owned_by": "stub"}]}
         )
+
+    async def _stats(self, request: Request) -> Response:
+        """``GET /stats``: counters, for a stub running in another process (benchmarks)."""
+        with self._lock:
+            return JSONResponse({"calls": self.calls, "max_concurrency": self.max_concurrency})
+
+    async def _reset(self, request: Request) -> Response:
+        """``POST /stats/reset``: :meth:`reset_stats` over HTTP."""
+        self.reset_stats()
+        return JSONResponse({"ok": True})
 
     async def _chat_completions(self, request: Request) -> Response:
         """``POST /v1/chat/completions`` handler."""
@@ -895,3 +907,27 @@ def _error_response(
         status_code=status,
         headers=headers,
     )
+
+
+def main() -> None:
+    """Serve a stub in this process until stdin closes (benchmarks run it out of process).
+
+    Prints the base URL on the first line of stdout. Usage:
+    ``python -m tests.support.openai_stub --latency 0.3 --keep-alive``.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--keep-alive", action="store_true")
+    args = parser.parse_args()
+    stub = OpenAIStub(latency_s=args.latency)
+    stub.keep_alive = args.keep_alive
+    with stub:
+        print(stub.base_url, flush=True)
+        sys.stdin.read()  # returns when the parent closes our stdin (or exits)
+
+
+if __name__ == "__main__":
+    main()
