@@ -39,9 +39,14 @@ async def open_runtime(
     opened = storage or await Storage.open(settings, migrate=True, seed=True)
     try:
         services = await build_services(settings, storage=opened)
-        async with open_checkpointer(opened.db.urls.libpq) as checkpointer:
-            interviews = InterviewService(build_graph(checkpointer), services)
-            yield AppRuntime(settings, services, interviews)
+        try:
+            async with open_checkpointer(opened.db.urls.libpq) as checkpointer:
+                interviews = InterviewService(build_graph(checkpointer), services)
+                yield AppRuntime(settings, services, interviews)
+        finally:
+            close = getattr(services.judge, "aclose", None)  # the LLM judge's HTTP client
+            if close is not None:
+                await close()
     finally:
         if storage is None:
             await opened.close()

@@ -228,6 +228,12 @@ class LLMJudge:
         """The model recorded in `details.judge.model`."""
         return self._model_name
 
+    async def aclose(self) -> None:
+        """Close the chat model's HTTP client (its aiohttp session), if it has one."""
+        client = getattr(self._chat_model, "http_async_client", None)
+        if client is not None:
+            await client.aclose()
+
     async def evaluate_turn(self, case: TurnCase) -> EvaluationDetails:
         """Grade one answered turn (TURN_EVAL); raises `JudgeError` after failed retries."""
         judgement, usage, latency_ms = await call_structured(

@@ -12,6 +12,7 @@ from langchain_core.messages import BaseMessage
 
 from graph import Context, build_graph
 from nodes.close_session import EvaluationIncompleteError
+from nodes.judge import TurnCase
 from nodes.llm import make_chat_model
 from nodes.llm_judge import FlowJudgement, LLMJudge, TurnJudgement
 from nodes.question_generation import BankQuestionGenerator
@@ -180,3 +181,11 @@ def test_make_chat_model_points_at_the_configured_endpoint(stub: OpenAIStub) -> 
     model = make_chat_model(stub_settings(stub))
     assert str(model.openai_api_base) == stub.base_url
     assert model.temperature == 0
+
+
+async def test_judge_closes_its_http_client(stub: OpenAIStub) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub))
+    case = TurnCase(position="backend", language="en", turn=1, question="Why?", answer="Because.")
+    assert (await judge.evaluate_turn(case)).judge.kind == "llm"
+    await judge.aclose()
+    assert judge._chat_model.http_async_client.is_closed  # type: ignore[attr-defined]
