@@ -17,24 +17,21 @@ Results format (one JSON file per benchmark in `benchmarks/results/<name>.json`)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
 import statistics
 import subprocess
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
-from storage.database import Database, DatabaseUrls, create_engine
-from storage.embedded import drop_database, ensure_database, start_embedded_server
-from storage.migrate import aupgrade
+from storage.database import Database
+from storage.scratch import scratch_database
 from storage.settings import Settings, get_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -42,31 +39,11 @@ RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 
 
-@asynccontextmanager
-async def throwaway_database(
+def throwaway_database(
     settings: Settings | None = None, prefix: str = "turnjudge_bench"
-) -> AsyncIterator[Database]:
-    """A new, migrated database on the embedded server, dropped on exit (like the tests).
-
-    Args:
-        settings: Pool sizes and data directory; `get_settings()` when omitted.
-        prefix: Start of the database name (a random suffix is added).
-
-    Yields:
-        A `Database` whose engine is disposed before the database is dropped.
-    """
-    settings = settings or get_settings()
-    server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    await asyncio.to_thread(ensure_database, server, name)
-    urls = DatabaseUrls(sqlalchemy=server.sqlalchemy_url(name), libpq=server.libpq_url(name))
-    database = Database(create_engine(settings, urls.sqlalchemy), urls)
-    try:
-        await aupgrade(urls.sqlalchemy)
-        yield database
-    finally:
-        await database.dispose()
-        await asyncio.to_thread(drop_database, server, name)
+) -> AbstractAsyncContextManager[Database]:
+    """A new, migrated database on the embedded server, dropped on exit (as in the tests)."""
+    return scratch_database(settings or get_settings(), prefix)
 
 
 def _git_commit() -> str | None:

@@ -7,8 +7,7 @@ need neither network nor database.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -16,12 +15,12 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from graph.context import Services, build_services
 from storage.bank import seed_questions
 from storage.checkpoints import open_checkpointer
-from storage.database import Database, DatabaseUrls, create_engine
-from storage.embedded import EmbeddedServer, drop_database, ensure_database, start_embedded_server
+from storage.database import Database, DatabaseUrls
+from storage.embedded import EmbeddedServer, start_embedded_server
 from storage.embeddings import Embedder, load_embedder
 from storage.evaluations import EvaluationStorageService
-from storage.migrate import upgrade
 from storage.questions import QuestionRepository
+from storage.scratch import scratch_database
 from storage.services import Storage
 from storage.sessions import SessionStore
 from storage.settings import JudgeKind, Settings, get_settings
@@ -38,23 +37,15 @@ def embedded_server(settings: Settings) -> EmbeddedServer:
 
 
 @pytest.fixture(scope="session")
-def database_urls(embedded_server: EmbeddedServer) -> Iterator[DatabaseUrls]:
-    """A fresh, migrated database for this test run."""
-    name = f"turnjudge_test_{uuid.uuid4().hex[:12]}"
-    ensure_database(embedded_server, name)
-    urls = DatabaseUrls(
-        sqlalchemy=embedded_server.sqlalchemy_url(name), libpq=embedded_server.libpq_url(name)
-    )
-    upgrade(urls.sqlalchemy)
-    yield urls
-    drop_database(embedded_server, name)
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """A fresh, migrated database for this test run, dropped at the end."""
+    async with scratch_database(settings, "turnjudge_test") as database:
+        yield database
 
 
 @pytest.fixture(scope="session")
-async def db(settings: Settings, database_urls: DatabaseUrls) -> AsyncIterator[Database]:
-    database = Database(create_engine(settings, database_urls.sqlalchemy), database_urls)
-    yield database
-    await database.dispose()
+def database_urls(db: Database) -> DatabaseUrls:
+    return db.urls
 
 
 @pytest.fixture(scope="session")

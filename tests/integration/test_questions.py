@@ -8,7 +8,6 @@ tests (and the seeded bank) do not disturb exact expectations.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import uuid
@@ -19,12 +18,11 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from storage.bank import load_bank, seed_questions
-from storage.database import Database, DatabaseUrls, create_engine
-from storage.embedded import EmbeddedServer, drop_database, ensure_database
+from storage.database import Database
 from storage.embeddings import Embedder
-from storage.migrate import aupgrade
 from storage.models import Question
 from storage.questions import NewQuestion, QuestionRepository
+from storage.scratch import scratch_database
 from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -331,20 +329,10 @@ class HashEmbedder:
 
 
 @pytest.fixture
-async def empty_bank_db(
-    settings: Settings, embedded_server: EmbeddedServer
-) -> AsyncIterator[Database]:
+async def empty_bank_db(settings: Settings) -> AsyncIterator[Database]:
     """A migrated throwaway database whose question bank is empty."""
-    name = f"turnjudge_bank_{uuid.uuid4().hex[:12]}"
-    await asyncio.to_thread(ensure_database, embedded_server, name)
-    urls = DatabaseUrls(embedded_server.sqlalchemy_url(name), embedded_server.libpq_url(name))
-    database = Database(create_engine(settings, urls.sqlalchemy), urls)
-    try:
-        await aupgrade(urls.sqlalchemy)
+    async with scratch_database(settings, "turnjudge_bank") as database:
         yield database
-    finally:
-        await database.dispose()
-        await asyncio.to_thread(drop_database, embedded_server, name)
 
 
 async def test_seeding_the_packaged_bank(empty_bank_db: Database, settings: Settings) -> None:

@@ -1,0 +1,33 @@
+"""Throwaway databases on the embedded server, for the test suite and the benchmarks.
+
+Each is created with a random name, migrated to head, and dropped on exit, so runs never see
+each other's rows and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from storage.database import Database, DatabaseUrls, create_engine
+from storage.embedded import drop_database, ensure_database, start_embedded_server
+from storage.migrate import aupgrade
+from storage.settings import Settings
+
+
+@asynccontextmanager
+async def scratch_database(settings: Settings, prefix: str) -> AsyncIterator[Database]:
+    """A new, migrated database named `<prefix>_<random>`; disposed and dropped on exit."""
+    server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await asyncio.to_thread(ensure_database, server, name)
+    urls = DatabaseUrls(sqlalchemy=server.sqlalchemy_url(name), libpq=server.libpq_url(name))
+    database = Database(create_engine(settings, urls.sqlalchemy), urls)
+    try:
+        await aupgrade(urls.sqlalchemy)
+        yield database
+    finally:
+        await database.dispose()
+        await asyncio.to_thread(drop_database, server, name)
