@@ -34,7 +34,6 @@ from storage.errors import (
     TurnNotFoundError,
 )
 from storage.models import EvaluationType, PromptEvaluation, PromptMessage, PromptSession
-from storage.sessions import lock_open_session
 from storage.views import EvaluationView, SavedEvaluation
 
 
@@ -337,8 +336,3 @@ class EvaluationStorageService:
             )
             assert isinstance(ended_at, datetime)
             return ended_at
-
-    async def ensure_open(self, session_id: uuid.UUID) -> None:
-        """Raise `SessionNotFoundError` / `SessionEndedError` unless the session is open."""
-        async with self._db.transaction() as s:
-            await lock_open_session(s, session_id)

@@ -15,13 +15,10 @@ from storage.database import resolve_urls
 from storage.settings import PROJECT_ROOT, get_settings
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """The project's Alembic config, pointed at `url` when given."""
+def alembic_config() -> Config:
+    """The project's Alembic config (script location resolved from the installed package)."""
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    if url is not None:
-        # ConfigParser interpolation: a literal % must be doubled.
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

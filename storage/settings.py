@@ -91,9 +91,6 @@ class Settings(BaseSettings):
         default=0.5, ge=0, description="First retry delay; doubles each attempt."
     )
 
-    # --- interview defaults ---------------------------------------------------------
-    default_max_turns: int = Field(default=5, ge=1, le=100)
-
     # --- HTTP facade ----------------------------------------------------------------
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

@@ -165,7 +165,6 @@ async def test_unknown_session_is_named_everywhere(
         lambda: evaluations.list_evaluations(sid),
         lambda: evaluations.get_holistic_evaluation(sid),
         lambda: evaluations.close_session(sid),
-        lambda: evaluations.ensure_open(sid),
         lambda: sessions.get_session(sid),
         lambda: sessions.get_transcript(sid),
         lambda: sessions.add_question(sid, 1, "Q1"),
@@ -571,7 +570,6 @@ async def test_ended_session_refuses_every_change(
         lambda: evaluations.save_turn_evaluations([TurnEvaluationInput(sid, 2, OK)]),
         lambda: evaluations.save_holistic_evaluation(sid, OK),
         lambda: evaluations.save_evaluation(sid, "HOLISTIC_FLOW", OK),
-        lambda: evaluations.ensure_open(sid),
         lambda: sessions.record_answer(sid, 3, "late answer"),
         lambda: sessions.add_question(sid, 4, "late question"),
         lambda: sessions.save_transcript(
