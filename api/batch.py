@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from api.interviews import InterviewService
 from api.schemas import SubmitTranscript
-from graph.state import TranscriptItem
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -44,14 +43,7 @@ async def evaluate_file(
     async def one(index: int, record: dict[str, Any]) -> None:
         async with semaphore:
             try:
-                body = SubmitTranscript.model_validate(record)
-                report = await interviews.submit_transcript(
-                    participant_id=body.participant_id, position=body.position,
-                    language=body.language, exam_id=body.exam_id, session_id=body.session_id,
-                    reevaluate=body.reevaluate,
-                    transcript=[TranscriptItem(question=t.question, answer=t.answer)
-                                for t in body.transcript],
-                )
+                report = await SubmitTranscript.model_validate(record).submit(interviews)
                 results[index] = json.loads(json.dumps(dataclasses.asdict(report), default=str))
             except Exception as exc:  # reported per record; the other records go on
                 failures.append(f"record {index + 1}: {type(exc).__name__}: {exc}")

@@ -21,7 +21,6 @@ from api.schemas import (
     StartInterview,
     SubmitTranscript,
 )
-from graph.state import TranscriptItem
 from storage.models import EvaluationType
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -83,13 +82,7 @@ async def submit(session_id: uuid.UUID, app: AppDep,
 @router.post("/submissions", response_model=ReportOut, tags=["sessions"])
 async def submit_transcript(body: SubmitTranscript, app: AppDep) -> ReportOut:
     """Store a complete transcript, evaluate all turns and the flow in parallel, close."""
-    report = await app.interviews.submit_transcript(
-        participant_id=body.participant_id, position=body.position, language=body.language,
-        exam_id=body.exam_id, session_id=body.session_id, reevaluate=body.reevaluate,
-        transcript=[TranscriptItem(question=t.question, answer=t.answer)
-                    for t in body.transcript],
-    )
-    return _report_out(report)
+    return _report_out(await body.submit(app.interviews))
 
 
 @router.get("/sessions/{session_id}/report", response_model=ReportOut, tags=["sessions"])

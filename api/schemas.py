@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.interviews import InterviewService, SessionReport
+from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
 from nodes.rubrics import available_positions
 
@@ -75,6 +77,16 @@ class SubmitTranscript(BaseModel):
     transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=100)
 
     _position = field_validator("position")(_known_position)
+
+    async def submit(self, interviews: InterviewService) -> SessionReport:
+        """Run this submission through the interview facade (HTTP route and batch CLI)."""
+        return await interviews.submit_transcript(
+            participant_id=self.participant_id, position=self.position,
+            language=self.language, exam_id=self.exam_id, session_id=self.session_id,
+            reevaluate=self.reevaluate,
+            transcript=[TranscriptItem(question=t.question, answer=t.answer)
+                        for t in self.transcript],
+        )
 
 
 class QuestionOut(BaseModel):

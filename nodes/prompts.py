@@ -285,15 +285,20 @@ def _category_suffix(category: str | None) -> str:
     return f" (category: {escape_data(category)})" if category else ""
 
 
-def build_turn_messages(case: TurnCase) -> list[BaseMessage]:
-    """System and user messages that ask for a `TurnJudgement` of one answer."""
-    system = TURN_SYSTEM_TEMPLATE.format(
-        position_title=position_title(case.position),
-        concepts=format_concepts(case.position),
+def _judge_system(template: str, position: str, language: str) -> str:
+    """A judge's system prompt: the position's rubric, the scale and the data rules."""
+    return template.format(
+        position_title=position_title(position),
+        concepts=format_concepts(position),
         scoring=SCORING_SCALE,
         data_rules=DATA_HANDLING_RULES,
-        language_name=language_name(case.language),
+        language_name=language_name(language),
     )
+
+
+def build_turn_messages(case: TurnCase) -> list[BaseMessage]:
+    """System and user messages that ask for a `TurnJudgement` of one answer."""
+    system = _judge_system(TURN_SYSTEM_TEMPLATE, case.position, case.language)
     user = TURN_USER_TEMPLATE.format(
         turn=case.turn,
         category=_category_suffix(case.category),
@@ -305,13 +310,7 @@ def build_turn_messages(case: TurnCase) -> list[BaseMessage]:
 
 def build_flow_messages(case: FlowCase) -> list[BaseMessage]:
     """System and user messages that ask for a `FlowJudgement` of a whole conversation."""
-    system = FLOW_SYSTEM_TEMPLATE.format(
-        position_title=position_title(case.position),
-        concepts=format_concepts(case.position),
-        scoring=SCORING_SCALE,
-        data_rules=DATA_HANDLING_RULES,
-        language_name=language_name(case.language),
-    )
+    system = _judge_system(FLOW_SYSTEM_TEMPLATE, case.position, case.language)
     turns = "\n".join(
         FLOW_TURN_TEMPLATE.format(
             turn=turn.turn,
