@@ -54,7 +54,7 @@ class EvaluationTypeError(StorageError):
 
 
 class InvalidTextError(StorageError, ValueError):
-    """Question or answer text PostgreSQL cannot store (it contains a NUL character)."""
+    """Text PostgreSQL cannot store (a NUL character or a lone surrogate); names the field."""
 
 
 class InvalidDetailsError(StorageError):

@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
 from storage.errors import (
-    InvalidTextError,
     SessionEndedError,
     SessionNotFoundError,
     TurnConflictError,
     TurnNotFoundError,
 )
 from storage.models import PromptMessage, PromptSession
+from storage.text import check_text
 from storage.views import SessionView, TurnView
 
 
@@ -60,13 +60,6 @@ def _turn_view(row: PromptMessage) -> TurnView:
         asked_at=row.asked_at,
         answered_at=row.answered_at,
     )
-
-
-def check_text(field: str, value: str) -> str:
-    """`value`, unless PostgreSQL cannot store it (NUL characters): `InvalidTextError`."""
-    if "\x00" in value:
-        raise InvalidTextError(f"{field} must not contain NUL characters (\\x00)")
-    return value
 
 
 async def lock_open_session(db_session: AsyncSession, session_id: uuid.UUID) -> PromptSession:
