@@ -89,16 +89,16 @@ def asyncpg_connect_args(url: str) -> dict[str, Any]:
     return args
 
 
-def create_engine(
-    settings: Settings, target: DatabaseUrls | str, **options: Any
-) -> AsyncEngine:
+def create_engine(settings: Settings, target: DatabaseUrls | str, **options: Any) -> AsyncEngine:
     """An asyncpg engine with the pool standards of seed 001 §2.2.
 
     `target` is a `DatabaseUrls` or any accepted URL (then in `settings.db_schema`); `options`
     override the engine's (e.g. `poolclass=NullPool` for one-off connections).
     """
-    urls = target if isinstance(target, DatabaseUrls) else DatabaseUrls.from_url(
-        target, settings.db_schema
+    urls = (
+        target
+        if isinstance(target, DatabaseUrls)
+        else DatabaseUrls.from_url(target, settings.db_schema)
     )
     engine_options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
