@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import (
 
 from storage.embedded import ensure_database, start_embedded_server
 from storage.settings import Settings
-from storage.urls import check_schema_name, parse_database_url, with_search_path
+from storage.urls import (
+    NUMERIC_KEYWORDS,
+    check_schema_name,
+    parse_database_url,
+    with_search_path,
+)
 
 
 @dataclass(frozen=True)
@@ -69,21 +74,13 @@ async def aresolve_urls(settings: Settings) -> DatabaseUrls:
     return await asyncio.to_thread(resolve_urls, settings)
 
 
-#: asyncpg keywords that arrive as text from a URL's query but must be numbers.
-NUMERIC_KEYWORDS: dict[str, type[int] | type[float]] = {
-    "timeout": float,
-    "command_timeout": float,
-    "statement_cache_size": int,
-    "max_cached_statement_lifetime": int,
-    "max_cacheable_statement_size": int,
-}
-
-
 def asyncpg_connect_args(url: str) -> dict[str, Any]:
     """Numeric keywords of an asyncpg URL as numbers (SQLAlchemy hands the query over as text)."""
     query = make_url(url).query
     args: dict[str, Any] = {}
     for key, kind in NUMERIC_KEYWORDS.items():
+        if key == "prepared_statement_cache_size":
+            continue  # SQLAlchemy's own dialect option: it converts it itself
         if isinstance(value := query.get(key), str):
             args[key] = kind(value)
     return args

@@ -66,6 +66,15 @@ ASYNCPG_ONLY = frozenset(
         "direct_tls",
     }
 )
+#: asyncpg keywords that arrive as text from a URL's query but must be numbers.
+NUMERIC_KEYWORDS: dict[str, type[int] | type[float]] = {
+    "timeout": float,
+    "command_timeout": float,
+    "statement_cache_size": int,
+    "prepared_statement_cache_size": int,
+    "max_cached_statement_lifetime": int,
+    "max_cacheable_statement_size": int,
+}
 #: Where the address lives in libpq's dictionary (the URL's authority and path).
 ADDRESS_KEYS = frozenset({"host", "port", "user", "password", "dbname"})
 #: asyncpg's `ssl` also takes booleans; libpq's `sslmode` the equivalent modes.
@@ -248,6 +257,13 @@ def parse_database_url(url: str) -> ParsedDatabaseUrl:
         raise DatabaseUrlError(
             f"DATABASE_URL is not a valid PostgreSQL URL: {_redact(str(exc), rest)}"
         ) from None
+    for key, value in {**params, **extras}.items():
+        kind = NUMERIC_KEYWORDS.get(LIBPQ_TO_ASYNCPG.get(key, key))
+        if kind is not None:
+            try:
+                kind(value)
+            except ValueError:
+                raise DatabaseUrlError(f"DATABASE_URL: {key} must be a number") from None
     for port in filter(None, conninfo.get("port", "").split(",")):
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise DatabaseUrlError(f"DATABASE_URL has an invalid port {port!r}")

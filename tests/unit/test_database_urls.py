@@ -217,6 +217,8 @@ def test_renderings_are_fixed_points(form: str) -> None:
         "postgresql://u@h/db?unknown_param=1",
         "postgresql://u@h:99999/db",
         "postgresql://u@h/db#frag",
+        "postgresql://u@h/db?connect_timeout=soon",
+        "postgresql+asyncpg://u@h/db?command_timeout=x",
     ],
 )
 def test_anything_else_is_refused_naming_the_setting(url: str) -> None:
