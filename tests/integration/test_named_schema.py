@@ -37,6 +37,7 @@ STORAGE_SUITE = (
     "tests/integration/test_evaluation_service.py",
     "tests/integration/test_schema_rules.py",
     "tests/integration/test_questions.py",  # the vector column and its HNSW index
+    "tests/integration/test_migrations.py",  # upgrade / downgrade / `alembic check`
     "tests/integration/test_seed_queries.py",
     "tests/integration/test_named_schema.py::test_this_run_keeps_everything_in_its_schema",
 )
