@@ -6,19 +6,23 @@ hands over an open synchronous connection (`config.attributes["connection"]`): i
 servers' worker threads, where starting a second event loop would trip `langgraph dev`'s
 blocking-call detector. Only turnjudge's own tables are compared: LangGraph's checkpoint tables
 may live in the same database and must not look like drift.
+
+With DB_SCHEMA the schema is created if missing and holds Alembic's version table; everything
+else lands there through the connection's search_path (set by both URLs), so migrations never
+name a schema and work unchanged with or without one.
 """
 
 import asyncio
 from typing import Any
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from storage.database import resolve_urls
+from storage.database import DatabaseUrls, create_engine, resolve_urls
 from storage.models import Base
 from storage.settings import get_settings
+from storage.urls import quote_identifier, search_path
 
 config = context.config
 target_metadata = Base.metadata
@@ -32,31 +36,44 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return True
 
 
-def database_url() -> str:
-    """The URL given by the caller, else the one from settings."""
+def database_urls() -> DatabaseUrls:
+    """The URL given by the caller (`sqlalchemy.url`, any accepted form), else settings'."""
+    settings = get_settings()
     url = config.get_main_option("sqlalchemy.url")
-    return url or resolve_urls(get_settings()).sqlalchemy
+    return DatabaseUrls.from_url(url, settings.db_schema) if url else resolve_urls(settings)
 
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout (`alembic upgrade head --sql`)."""
+    urls = database_urls()
     context.configure(
-        url=database_url(),
+        url=urls.sqlalchemy,
         target_metadata=target_metadata,
         literal_binds=True,
         include_name=include_name,
+        version_table_schema=urls.schema,
         dialect_opts={"paramstyle": "named"},
     )
     with context.begin_transaction():
+        if urls.schema is not None:
+            context.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(urls.schema)}")
+            context.execute(f"SET search_path TO {search_path(urls.schema)}")
         context.run_migrations()
 
 
-def do_run_migrations(connection: Connection) -> None:
-    """Run the migrations on one connection, in one transaction."""
+def do_run_migrations(connection: Connection, schema: str | None) -> None:
+    """Run the migrations on one connection, in the caller's transaction."""
+    if schema is not None:
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"))
+        # One pgvector per database, in public (behind the schema on the search_path): left to
+        # the first migration it would land in the first schema migrated, invisible to others.
+        if connection.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = 'public'")):
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public"))
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         include_name=include_name,
+        version_table_schema=schema,
         compare_type=True,
         compare_server_default=True,
     )
@@ -65,18 +82,17 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    """Connect with asyncpg and run the migrations."""
-    section = config.get_section(config.config_ini_section, {})
-    section["sqlalchemy.url"] = database_url()
-    engine = async_engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
-    async with engine.connect() as connection:
-        await connection.run_sync(do_run_migrations)
+    """Connect with asyncpg (the `alembic` command line) and run the migrations."""
+    urls = database_urls()
+    engine = create_engine(get_settings(), urls, poolclass=pool.NullPool)
+    async with engine.begin() as connection:
+        await connection.run_sync(do_run_migrations, urls.schema)
     await engine.dispose()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
 elif (shared_connection := config.attributes.get("connection")) is not None:
-    do_run_migrations(shared_connection)
+    do_run_migrations(shared_connection, config.attributes.get("schema"))
 else:
     asyncio.run(run_async_migrations())

@@ -11,7 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import NullPool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,14 +24,37 @@ from sqlalchemy.ext.asyncio import (
 
 from storage.embedded import ensure_database, start_embedded_server
 from storage.settings import Settings
+from storage.urls import (
+    NUMERIC_KEYWORDS,
+    check_schema_name,
+    parse_database_url,
+    with_search_path,
+)
 
 
 @dataclass(frozen=True)
 class DatabaseUrls:
-    """The same database, addressed for SQLAlchemy/asyncpg and for psycopg (checkpointer)."""
+    """The same database (and schema) addressed for SQLAlchemy/asyncpg and for libpq.
+
+    Built once by `from_url` from any accepted DATABASE_URL form; both URLs carry the schema's
+    search_path, so every client of either one (the services, the checkpointer, the job queue,
+    psql) reads and writes turnjudge's tables in `schema`.
+    """
 
     sqlalchemy: str
     libpq: str
+    schema: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, schema: str | None = None) -> DatabaseUrls:
+        """Normalise `url` (postgresql://, postgres://, +psycopg or +asyncpg) for both drivers.
+
+        Raises `DatabaseUrlError` for anything else.
+        """
+        parsed = parse_database_url(url)
+        if schema is not None:
+            parsed = with_search_path(parsed, check_schema_name(schema))
+        return cls(sqlalchemy=parsed.asyncpg(), libpq=parsed.libpq(), schema=schema)
 
 
 def resolve_urls(settings: Settings) -> DatabaseUrls:
@@ -38,15 +63,10 @@ def resolve_urls(settings: Settings) -> DatabaseUrls:
     Blocking: async callers use `aresolve_urls`.
     """
     if settings.database_url is not None:
-        url = make_url(settings.database_url)
-        libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return DatabaseUrls(sqlalchemy=settings.database_url, libpq=libpq)
+        return DatabaseUrls.from_url(settings.database_url, settings.db_schema)
     server = start_embedded_server(settings.data_dir)
     ensure_database(server, settings.database_name)
-    return DatabaseUrls(
-        sqlalchemy=server.sqlalchemy_url(settings.database_name),
-        libpq=server.libpq_url(settings.database_name),
-    )
+    return DatabaseUrls.from_url(server.libpq_url(settings.database_name), settings.db_schema)
 
 
 async def aresolve_urls(settings: Settings) -> DatabaseUrls:
@@ -54,16 +74,42 @@ async def aresolve_urls(settings: Settings) -> DatabaseUrls:
     return await asyncio.to_thread(resolve_urls, settings)
 
 
-def create_engine(settings: Settings, url: str) -> AsyncEngine:
-    """An asyncpg engine with the pool standards of seed 001 §2.2."""
-    return create_async_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
-        echo=settings.db_echo,
+def asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """Numeric keywords of an asyncpg URL as numbers (SQLAlchemy hands the query over as text)."""
+    query = make_url(url).query
+    args: dict[str, Any] = {}
+    for key, kind in NUMERIC_KEYWORDS.items():
+        if key == "prepared_statement_cache_size":
+            continue  # SQLAlchemy's own dialect option: it converts it itself
+        if isinstance(value := query.get(key), str):
+            args[key] = kind(value)
+    return args
+
+
+def create_engine(settings: Settings, target: DatabaseUrls | str, **options: Any) -> AsyncEngine:
+    """An asyncpg engine with the pool standards of seed 001 §2.2.
+
+    `target` is a `DatabaseUrls` or any accepted URL (then in `settings.db_schema`); `options`
+    override the engine's (e.g. `poolclass=NullPool` for one-off connections).
+    """
+    urls = (
+        target
+        if isinstance(target, DatabaseUrls)
+        else DatabaseUrls.from_url(target, settings.db_schema)
     )
+    engine_options: dict[str, Any] = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_recycle": settings.db_pool_recycle,
+        "pool_pre_ping": True,
+        "echo": settings.db_echo,
+        "connect_args": asyncpg_connect_args(urls.sqlalchemy),
+    }
+    if options.get("poolclass") is NullPool:
+        for key in ("pool_size", "max_overflow", "pool_recycle"):
+            engine_options.pop(key)
+    engine_options.update(options)
+    return create_async_engine(urls.sqlalchemy, **engine_options)
 
 
 class Database:
@@ -78,7 +124,7 @@ class Database:
     async def connect(cls, settings: Settings) -> Database:
         """Resolve the database (embedded or configured) and build the engine."""
         urls = await aresolve_urls(settings)
-        return cls(create_engine(settings, urls.sqlalchemy), urls)
+        return cls(create_engine(settings, urls), urls)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

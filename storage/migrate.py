@@ -6,13 +6,17 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import NullPool, create_engine
-from sqlalchemy.engine import make_url
 
-from storage.database import resolve_urls
+from storage.database import DatabaseUrls, resolve_urls
 from storage.settings import PROJECT_ROOT, get_settings
+
+#: A database to migrate: its `DatabaseUrls`, any accepted URL (then in DB_SCHEMA), or None
+#: for the configured one.
+Target = DatabaseUrls | str | None
 
 
 def alembic_config() -> Config:
@@ -22,43 +26,57 @@ def alembic_config() -> Config:
     return config
 
 
+def target_urls(target: Target) -> DatabaseUrls:
+    """The `DatabaseUrls` of `target` (see `Target`)."""
+    if isinstance(target, DatabaseUrls):
+        return target
+    settings = get_settings()
+    if target is None:
+        return resolve_urls(settings)
+    return DatabaseUrls.from_url(target, settings.db_schema)
+
+
 @contextmanager
-def _connected_config(url: str | None) -> Iterator[Config]:
-    """An Alembic config carrying an open synchronous (psycopg) connection to `url`.
+def _connected_config(target: Target) -> Iterator[Config]:
+    """An Alembic config carrying an open synchronous (psycopg) connection to `target`.
 
     Programmatic migrations run in worker threads of async servers; a synchronous driver
-    keeps them free of a second event loop. The same env.py serves the `alembic` command
-    line with asyncpg.
+    keeps them free of a second event loop. The connection is opened from the libpq URL, so
+    its search_path (DB_SCHEMA) and libpq parameters apply as they do for every other client.
+    The same env.py serves the `alembic` command line with asyncpg.
     """
-    target = make_url(url or resolve_urls(get_settings()).sqlalchemy)
-    engine = create_engine(target.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    urls = target_urls(target)
+    engine = create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(urls.libpq), poolclass=NullPool
+    )
     try:
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
+            config.attributes["schema"] = urls.schema
             yield config
     finally:
         engine.dispose()
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: Target = None, revision: str = "head") -> None:
     """`alembic upgrade` (blocking)."""
     with _connected_config(url) as config:
         command.upgrade(config, revision)
 
 
-def downgrade(url: str | None = None, revision: str = "base") -> None:
+def downgrade(url: Target = None, revision: str = "base") -> None:
     """`alembic downgrade` (blocking)."""
     with _connected_config(url) as config:
         command.downgrade(config, revision)
 
 
-def check(url: str | None = None) -> None:
+def check(url: Target = None) -> None:
     """`alembic check`: raises if the models and the migrations disagree."""
     with _connected_config(url) as config:
         command.check(config)
 
 
-async def aupgrade(url: str | None = None, revision: str = "head") -> None:
+async def aupgrade(url: Target = None, revision: str = "head") -> None:
     """`upgrade` in a worker thread, for callers inside an event loop."""
     await asyncio.to_thread(upgrade, url, revision)

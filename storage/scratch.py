@@ -1,7 +1,8 @@
 """Throwaway databases on the embedded server, for the test suite and the benchmarks.
 
 Each is created with a random name, migrated to head, and dropped on exit, so runs never see
-each other's rows and nothing is left behind.
+each other's rows and nothing is left behind. With `settings.db_schema` (DB_SCHEMA) everything
+lives in that schema, as it would on a shared production database.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ async def scratch_database(settings: Settings, prefix: str) -> AsyncIterator[Dat
     server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     await asyncio.to_thread(ensure_database, server, name)
-    urls = DatabaseUrls(sqlalchemy=server.sqlalchemy_url(name), libpq=server.libpq_url(name))
-    database = Database(create_engine(settings, urls.sqlalchemy), urls)
+    urls = DatabaseUrls.from_url(server.libpq_url(name), settings.db_schema)
+    database = Database(create_engine(settings, urls), urls)
     try:
-        await aupgrade(urls.sqlalchemy)
+        await aupgrade(urls)
         yield database
     finally:
         await database.dispose()

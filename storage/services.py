@@ -46,7 +46,7 @@ class Storage:
         db = await Database.connect(settings)
         try:
             if migrate:
-                await aupgrade(db.urls.sqlalchemy)
+                await aupgrade(db.urls)
             embedder = await asyncio.to_thread(load_embedder, settings)
             storage = cls.from_database(db, embedder)
             if seed and await storage.questions.count() == 0:

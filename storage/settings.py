@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.urls import check_schema_name, parse_database_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: Models whose dimension is known without loading them (used to check EMBEDDING_DIM early).
@@ -49,14 +51,29 @@ class EmbeddingBackend(StrEnum):
 class Settings(BaseSettings):
     """Every tunable of turnjudge; environment variables have the same names, upper-cased."""
 
+    # hide_input_in_errors: a refused DATABASE_URL or key must not be echoed into logs.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
     )
 
     # --- database -------------------------------------------------------------------
     database_url: str | None = Field(
         default=None,
-        description="postgresql+asyncpg://... ; unset => embedded PostgreSQL (pgserver).",
+        description=(
+            "postgresql://, postgres://, postgresql+psycopg:// or postgresql+asyncpg:// ;"
+            " unset => embedded PostgreSQL (pgserver)."
+        ),
+    )
+    db_schema: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL schema holding every turnjudge table, type and index (created by the"
+            " migrations); unset => the connection's default schema."
+        ),
     )
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".turnjudge" / "pgdata",
@@ -107,14 +124,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
+        """Refuse early what `DatabaseUrls.from_url` could not turn into both drivers' URLs."""
         if value is None or value.strip() == "":
             return None
-        if not value.startswith("postgresql+asyncpg://"):
-            raise ValueError(
-                "DATABASE_URL must start with 'postgresql+asyncpg://' (got "
-                f"{value.split('://', 1)[0]!r}); leave it unset for the embedded database"
-            )
-        return value
+        parse_database_url(value)  # DatabaseUrlError (a ValueError) names DATABASE_URL
+        return value.strip()
+
+    @field_validator("db_schema")
+    @classmethod
+    def _check_db_schema(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        return check_schema_name(value.strip())
 
     @field_validator("api_keys")
     @classmethod

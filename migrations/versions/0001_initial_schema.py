@@ -26,7 +26,9 @@ evaluation_type_enum = postgresql.ENUM(
 
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    evaluation_type_enum.create(op.get_bind(), checkfirst=True)
+    # No checkfirst: it looks for any *visible* type of that name, e.g. another turnjudge's in
+    # public behind DB_SCHEMA's schema on the search_path, and would then reuse it.
+    evaluation_type_enum.create(op.get_bind(), checkfirst=False)
 
     op.create_table(
         "questions",

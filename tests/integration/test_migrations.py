@@ -2,7 +2,8 @@
 
 upgrade head -> downgrade base -> upgrade head must work and leave nothing behind, and
 `alembic check` must find no drift between the ORM models and the migration (while still
-detecting real drift, and ignoring foreign tables such as LangGraph's checkpoints).
+detecting real drift, and ignoring foreign tables such as LangGraph's checkpoints). Run with
+DB_SCHEMA set (test_named_schema.py does), everything is looked for in that schema.
 """
 
 from __future__ import annotations
@@ -27,15 +28,12 @@ OWN_TABLES = {"prompt_sessions", "prompt_messages", "prompt_evaluations", "quest
 
 
 @pytest.fixture
-def empty_database(embedded_server: EmbeddedServer) -> Iterator[DatabaseUrls]:
-    """A brand-new, empty database, dropped after the test."""
+def empty_database(embedded_server: EmbeddedServer, settings: Settings) -> Iterator[DatabaseUrls]:
+    """A brand-new, empty database (in DB_SCHEMA when set), dropped after the test."""
     name = f"turnjudge_migr_{uuid.uuid4().hex[:12]}"
     ensure_database(embedded_server, name)
     try:
-        yield DatabaseUrls(
-            sqlalchemy=embedded_server.sqlalchemy_url(name),
-            libpq=embedded_server.libpq_url(name),
-        )
+        yield DatabaseUrls.from_url(embedded_server.libpq_url(name), settings.db_schema)
     finally:
         drop_database(embedded_server, name)
 
@@ -50,8 +48,12 @@ def _execute(urls: DatabaseUrls, sql: str) -> None:
         conn.execute(sql)  # type: ignore[arg-type]
 
 
+def _schema(urls: DatabaseUrls) -> str:
+    return urls.schema or "public"
+
+
 def _tables(urls: DatabaseUrls) -> set[str]:
-    rows = _query(urls, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    rows = _query(urls, "SELECT tablename FROM pg_tables WHERE schemaname = %s", _schema(urls))
     return {str(row[0]) for row in rows}
 
 
@@ -65,11 +67,15 @@ def _enum_labels(urls: DatabaseUrls) -> list[str]:
 
 
 def _type_exists(urls: DatabaseUrls, name: str) -> bool:
-    return bool(_query(urls, "SELECT 1 FROM pg_type WHERE typname = %s", name))
+    query = (
+        "SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+        " WHERE t.typname = %s AND n.nspname = %s"
+    )
+    return bool(_query(urls, query, name, _schema(urls)))
 
 
 def _indexes(urls: DatabaseUrls) -> set[str]:
-    rows = _query(urls, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    rows = _query(urls, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", _schema(urls))
     return {str(row[0]) for row in rows}
 
 
@@ -77,7 +83,8 @@ def _constraints(urls: DatabaseUrls) -> set[str]:
     rows = _query(
         urls,
         "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
-        " WHERE n.nspname = 'public'",
+        " WHERE n.nspname = %s",
+        _schema(urls),
     )
     return {str(row[0]) for row in rows}
 

@@ -15,6 +15,7 @@ from storage.settings import EmbeddingBackend, JudgeKind, Settings
 
 ENV_VARS = (
     "DATABASE_URL",
+    "DB_SCHEMA",
     "DB_POOL_SIZE",
     "DB_MAX_OVERFLOW",
     "DB_POOL_RECYCLE",
@@ -67,24 +68,72 @@ def test_settings_are_immutable() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://user@localhost/db",
-        "postgres://user@localhost/db",
-        "postgresql+psycopg://user@localhost/db",
         "sqlite+aiosqlite:///tmp/x.db",
         "mysql+aiomysql://u@h/db",
+        "mysql://u:pw@h/db",
+        "postgresql+psycopg2://u@h/db",
+        "postgresql+pg8000://u@h/db",
+        "http://u@h/db",
+        "not a url at all",
+        "localhost:5432/db",
+        "postgresql://u@h:notaport/db",
+        "postgresql://u@h/db?no_such_libpq_param=1",
+        "postgresql://u@h/db?sslmode",
     ],
 )
-def test_database_url_must_use_asyncpg(url: str) -> None:
+def test_anything_but_a_postgresql_url_names_the_setting(url: str) -> None:
     with pytest.raises(ValidationError) as info:
         make(database_url=url)
     assert "DATABASE_URL" in str(info.value)
-    assert "postgresql+asyncpg://" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user@localhost/db",
+        "postgres://user@localhost/db",
+        "postgresql+psycopg://user:pw@localhost:5432/db",
+        "POSTGRESQL+ASYNCPG://user@localhost/db",
+        "postgresql+asyncpg://user@localhost/db?ssl=require&prepared_statement_cache_size=0",
+        "postgresql://u@/db?host=/var/run/postgresql&sslmode=disable&application_name=x",
+    ],
+)
+def test_every_postgresql_form_is_accepted(url: str) -> None:
+    assert make(database_url=url).database_url == url
+
+
+def test_a_refused_url_does_not_echo_its_password() -> None:
+    with pytest.raises(ValidationError) as info:
+        make(database_url="postgresql://u:s3cr3t pw@h/db")
+    assert "DATABASE_URL" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
 
 
 def test_database_url_from_environment_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://user@localhost/db")
+    monkeypatch.setenv("DATABASE_URL", "mysql://user@localhost/db")
     with pytest.raises(ValidationError, match="DATABASE_URL"):
         make()
+
+
+@pytest.mark.parametrize("name", ["ai_vibe_coding_test", "turnjudge", "Mixed_Case", "_x$1"])
+def test_db_schema_accepts_identifiers(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make(db_schema=name).db_schema == name
+    monkeypatch.setenv("DB_SCHEMA", name)
+    assert make().db_schema == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["1abc", "has space", 'quo"te', "semi;colon", "dash-ed", "pg_catalog", "PG_x", "a" * 64],
+)
+def test_db_schema_refuses_what_is_not_a_plain_identifier(name: str) -> None:
+    with pytest.raises(ValidationError, match="DB_SCHEMA"):
+        make(db_schema=name)
+
+
+def test_db_schema_unset_or_blank_means_the_default_schema() -> None:
+    assert make().db_schema is None
+    assert make(db_schema="  ").db_schema is None
 
 
 def test_asyncpg_url_is_accepted_and_blank_means_embedded() -> None:
