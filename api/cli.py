@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Coroutine
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -33,6 +34,19 @@ PositionOption = Annotated[
     str, typer.Option(help="Position whose rubric and question bank to use, e.g. backend.")
 ]
 LanguageOption = Annotated[str, typer.Option(help="Interview language: en or ko.")]
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a typed domain error becomes one line and exit code 1."""
+    from api.errors import STATUS_BY_ERROR
+
+    try:
+        return asyncio.run(coroutine)
+    except tuple(STATUS_BY_ERROR) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _version(value: bool) -> None:
@@ -65,7 +79,7 @@ def migrate() -> None:
         storage = await Storage.open(get_settings(), migrate=True)
         await storage.close()
 
-    asyncio.run(run())
+    _run(run())
     typer.echo("database migrated to head")
 
 
@@ -82,7 +96,7 @@ def seed_questions() -> None:
         finally:
             await storage.close()
 
-    inserted, total = asyncio.run(run())
+    inserted, total = _run(run())
     typer.echo(f"question bank: {inserted} added, {total} in total")
 
 
@@ -106,7 +120,7 @@ def similar(
                 f"{hit.distance:.3f}  [{hit.position}/{hit.category}/{hit.language}] {hit.text}"
             )
 
-    asyncio.run(run())
+    _run(run())
 
 
 @app.command()
@@ -120,7 +134,7 @@ def demo() -> None:
             report = await run_demo(runtime.interviews, runtime.services.storage.embedder)
         return report.ended_at is not None
 
-    if not asyncio.run(run()):
+    if not _run(run()):
         raise typer.Exit(1)
 
 
@@ -156,7 +170,7 @@ def interview(
             )
             print_report(await run_interview(runtime.interviews, step))
 
-    asyncio.run(run())
+    _run(run())
 
 
 @app.command()
@@ -190,7 +204,7 @@ def evaluate(
                 concurrency=concurrency,
             )
 
-    if asyncio.run(run()):
+    if _run(run()):
         raise typer.Exit(1)
 
 
@@ -224,7 +238,7 @@ def report(
         else:
             print_report(stored)
 
-    asyncio.run(run())
+    _run(run())
 
 
 @app.command()
@@ -261,7 +275,7 @@ def export(
             await storage.close()
         return write_export(records, chosen, output)
 
-    rows = asyncio.run(run())
+    rows = _run(run())
     if output is not None:
         typer.echo(f"{rows} evaluations written to {output}", err=True)
 
