@@ -12,7 +12,7 @@ export LANGSMITH_TRACING := false
 export LANGGRAPH_CLI_NO_ANALYTICS := 1
 export LANGGRAPH_NO_VERSION_CHECK := true
 
-.PHONY: install demo test lint bench serve migrate db-stop clean
+.PHONY: install browser demo test lint bench serve migrate db-stop clean
 
 install: $(STAMP)
 
@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Headless Chromium and a Korean font for the HTML report tests (Debian packages, as root).
+browser:
+	@command -v chromium >/dev/null && fc-list :lang=ko | grep -q . || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
 demo: install
 	$(BIN)/turnjudge demo
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \

@@ -1,6 +1,7 @@
 """The FastAPI application: lifespan-managed services, routes, typed error handlers.
 
-Start with `turnjudge serve` (uvicorn). OpenAPI is at /docs.
+Start with `turnjudge serve` (uvicorn). OpenAPI is at /docs (Swagger UI) and /redoc, both
+served from local assets (no CDN).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
+from api.pages import pages_router
 from api.routes import health_router, router
 from api.runtime import open_runtime
 from storage.services import Storage
@@ -27,7 +30,8 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
             app.state.turnjudge = runtime
             yield
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets bundled in the fastapi-offline wheel: /docs works offline.
+    app = FastAPIOffline(
         title="turnjudge",
         version="0.1.0",
         summary="Conduct and evaluate interviews with a LangGraph state machine.",
@@ -36,4 +40,5 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(router)
+    app.include_router(pages_router)
     return app

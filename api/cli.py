@@ -1,146 +1,328 @@
-"""The `turnjudge` command line: a thin facade over the storage services and the graph."""
+"""The `turnjudge` command line (typer): a thin facade over the storage services and the graph.
+
+Every command opens what it needs from settings (the embedded PostgreSQL unless DATABASE_URL
+is set), does one job and exits with 0 on success. `turnjudge --help` lists them;
+`turnjudge COMMAND --help` explains each option.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+import uuid
+from collections.abc import Coroutine
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
 
 from storage.embedded import start_embedded_server, stop_embedded_server
 from storage.services import Storage
 from storage.settings import get_settings
 
-Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+app = typer.Typer(
+    name="turnjudge",
+    help="Conduct and evaluate interviews with a LangGraph state machine, stored in PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+PositionOption = Annotated[
+    str, typer.Option(help="Position whose rubric and question bank to use, e.g. backend.")
+]
+LanguageOption = Annotated[str, typer.Option(help="Interview language: en or ko.")]
+
+T = TypeVar("T")
 
 
-async def _migrate(args: argparse.Namespace) -> int:
-    storage = await Storage.open(get_settings(), migrate=True)
-    await storage.close()
-    print("database migrated to head")
-    return 0
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a typed domain error becomes one line and exit code 1."""
+    from api.errors import STATUS_BY_ERROR
 
-
-async def _seed(args: argparse.Namespace) -> int:
-    from storage.bank import seed_questions
-
-    storage = await Storage.open(get_settings(), migrate=True)
     try:
-        inserted = await seed_questions(storage.questions)
-        total = await storage.questions.count()
-    finally:
+        return asyncio.run(coroutine)
+    except tuple(STATUS_BY_ERROR) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"turnjudge {version('turnjudge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at INFO level (default: warnings only).")
+    ] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options shared by every command."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic) up to head."""
+
+    async def run() -> None:
+        storage = await Storage.open(get_settings(), migrate=True)
         await storage.close()
-    print(f"question bank: {inserted} added, {total} in total")
-    return 0
+
+    _run(run())
+    typer.echo("database migrated to head")
 
 
-async def _similar(args: argparse.Namespace) -> int:
-    storage = await Storage.open(get_settings(), migrate=True, seed=True)
-    try:
-        hits = await storage.questions.similar(args.text, k=args.k, position=args.position)
-    finally:
-        await storage.close()
-    for hit in hits:
-        print(f"{hit.distance:.3f}  [{hit.position}/{hit.category}/{hit.language}] {hit.text}")
-    return 0
+@app.command("seed-questions")
+def seed_questions() -> None:
+    """Load the packaged question bank (idempotent: existing questions are kept)."""
+    from storage.bank import seed_questions as seed
+
+    async def run() -> tuple[int, int]:
+        storage = await Storage.open(get_settings(), migrate=True)
+        try:
+            inserted = await seed(storage.questions)
+            return inserted, await storage.questions.count()
+        finally:
+            await storage.close()
+
+    inserted, total = _run(run())
+    typer.echo(f"question bank: {inserted} added, {total} in total")
 
 
-async def _demo(args: argparse.Namespace) -> int:
+@app.command()
+def similar(
+    text: Annotated[str, typer.Argument(help="Text to find similar bank questions for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=50, help="How many questions.")] = 5,
+    position: Annotated[str | None, typer.Option(help="Only questions of this position.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only questions in this language.")] = None,
+) -> None:
+    """Search the question bank by meaning (pgvector cosine distance)."""
+
+    async def run() -> None:
+        storage = await Storage.open(get_settings(), migrate=True, seed=True)
+        try:
+            hits = await storage.questions.similar(text, k=k, position=position, language=language)
+        finally:
+            await storage.close()
+        for hit in hits:
+            typer.echo(
+                f"{hit.distance:.3f}  [{hit.position}/{hit.category}/{hit.language}] {hit.text}"
+            )
+
+    _run(run())
+
+
+@app.command()
+def demo() -> None:
+    """Run a whole offline interview with a scripted sample candidate and print the report."""
     from api.demo import run_demo
     from api.runtime import open_runtime
 
-    async with open_runtime(get_settings()) as runtime:
-        report = await run_demo(runtime.interviews, runtime.services.storage.embedder)
-    return 0 if report.ended_at else 1
+    async def run() -> bool:
+        async with open_runtime(get_settings()) as runtime:
+            report = await run_demo(runtime.interviews, runtime.services.storage.embedder)
+        return report.ended_at is not None
+
+    if not _run(run()):
+        raise typer.Exit(1)
 
 
-async def _evaluate(args: argparse.Namespace) -> int:
+@app.command()
+def interview(
+    position: PositionOption = "backend",
+    language: LanguageOption = "en",
+    max_turns: Annotated[
+        int, typer.Option(min=1, max=30, help="Questions to ask before evaluating.")
+    ] = 5,
+    participant: Annotated[
+        str, typer.Option(help="Participant id stored with the session.")
+    ] = "cli-candidate",
+    session: Annotated[
+        uuid.UUID | None,
+        typer.Option(help="Resume this session instead of starting a new one."),
+    ] = None,
+) -> None:
+    """Take an interview in the terminal: answer each question, then read the report."""
+    from api.interactive import run_interview, start_or_resume
+    from api.report_text import print_report
+    from api.runtime import open_runtime
+
+    async def run() -> None:
+        async with open_runtime(get_settings()) as runtime:
+            step = await start_or_resume(
+                runtime.interviews,
+                session_id=session,
+                participant_id=participant,
+                position=position,
+                language=language,
+                max_turns=max_turns,
+            )
+            print_report(await run_interview(runtime.interviews, step))
+
+    _run(run())
+
+
+@app.command()
+def evaluate(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="JSON array or JSONL of {participant_id, position, language, "
+            "transcript: [{question, answer}]} records.",
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write one JSON report per line here.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Sessions evaluated at once.")
+    ] = 4,
+) -> None:
+    """Evaluate whole transcripts (submission mode) with a progress bar."""
     from api.batch import evaluate_file
     from api.runtime import open_runtime
 
-    async with open_runtime(get_settings()) as runtime:
-        failed = await evaluate_file(
-            runtime.interviews, args.path, output=args.output, concurrency=args.concurrency
-        )
-    return 1 if failed else 0
+    async def run() -> int:
+        async with open_runtime(get_settings()) as runtime:
+            return await evaluate_file(
+                runtime.interviews,
+                path,
+                output=str(output) if output else None,
+                concurrency=concurrency,
+            )
+
+    if _run(run()):
+        raise typer.Exit(1)
 
 
-def _serve(args: argparse.Namespace) -> int:
+@app.command()
+def report(
+    session_id: Annotated[uuid.UUID, typer.Argument(help="The session to report on.")],
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Write the self-contained HTML report to this file instead."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (for machines).")
+    ] = False,
+) -> None:
+    """Print a stored session's report: turns, scores, criteria, flags, analyses."""
+    import dataclasses
+    import json
+
+    from api.report_page import render_report_html
+    from api.report_text import print_report
+    from api.runtime import open_runtime
+
+    async def run() -> None:
+        async with open_runtime(get_settings()) as runtime:
+            stored = await runtime.interviews.report(session_id)
+        if html is not None:
+            html.write_text(render_report_html(stored), encoding="utf-8")
+            typer.echo(f"report written to {html}")
+        elif as_json:
+            typer.echo(json.dumps(dataclasses.asdict(stored), ensure_ascii=False, default=str))
+        else:
+            print_report(stored)
+
+    _run(run())
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, parquet or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (stdout if unset; parquet needs one)."),
+    ] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run", help="Only sessions stored under this run name.")
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only evaluations stored at or after this time (ISO 8601)."),
+    ] = None,
+) -> None:
+    """Export stored evaluations, one row per evaluation, for pandas or a spreadsheet."""
+    from api.export import ExportFormat, write_export
+    from storage.exports import evaluation_records
+
+    try:
+        chosen = ExportFormat(fmt)
+    except ValueError:
+        raise typer.BadParameter("choose csv, parquet or jsonl", param_hint="--format") from None
+    if chosen is ExportFormat.PARQUET and output is None:
+        raise typer.BadParameter("parquet is binary: give --output FILE", param_hint="--output")
+
+    async def run() -> int:
+        storage = await Storage.open(get_settings(), migrate=True)
+        try:
+            records = await evaluation_records(storage.db, run=run_name, since=since)
+        finally:
+            await storage.close()
+        return write_export(records, chosen, output)
+
+    rows = _run(run())
+    if output is not None:
+        typer.echo(f"{rows} evaluations written to {output}", err=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Run the HTTP API (uvicorn; OpenAPI at /docs, served offline)."""
     import uvicorn
 
     from api.app import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
-    return 0
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
-async def _db(args: argparse.Namespace) -> int:
+@app.command()
+def db(
+    action: Annotated[str, typer.Argument(help="start, stop or status.")],
+) -> None:
+    """Manage the embedded PostgreSQL server (ignored when DATABASE_URL is set)."""
     settings = get_settings()
-    if settings.database_url is not None and args.action != "status":
-        print("DATABASE_URL is set: no embedded server is managed", file=sys.stderr)
-        return 0
-    if args.action == "stop":
-        stopped = await asyncio.to_thread(stop_embedded_server, settings.data_dir)
-        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
-    elif args.action == "start":
-        server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
-        print(f"embedded PostgreSQL running; psql URL: {server.libpq_url(settings.database_name)}")
+    if action not in {"start", "stop", "status"}:
+        raise typer.BadParameter("choose start, stop or status", param_hint="ACTION")
+    if settings.database_url is not None and action != "status":
+        typer.echo("DATABASE_URL is set: no embedded server is managed", err=True)
+        return
+    if action == "stop":
+        stopped = stop_embedded_server(settings.data_dir)
+        typer.echo(
+            "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running"
+        )
+    elif action == "start":
+        server = start_embedded_server(settings.data_dir)
+        typer.echo(
+            f"embedded PostgreSQL running; psql URL: {server.libpq_url(settings.database_name)}"
+        )
     else:
         target = settings.database_url or f"embedded ({settings.data_dir})"
-        print(f"database: {target}")
-    return 0
+        typer.echo(f"database: {target}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """All sub-commands; each maps to one coroutine."""
-    parser = argparse.ArgumentParser(prog="turnjudge", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
-    sub.add_parser("seed-questions", help="load the packaged question bank (idempotent)"
-                   ).set_defaults(handler=_seed)
-
-    similar = sub.add_parser("similar", help="search the bank for similar questions")
-    similar.add_argument("text")
-    similar.add_argument("-k", type=int, default=5)
-    similar.add_argument("--position")
-    similar.set_defaults(handler=_similar)
-
-    sub.add_parser("demo", help="run a whole offline interview with a scripted candidate"
-                   ).set_defaults(handler=_demo)
-
-    evaluate = sub.add_parser("evaluate", help="evaluate transcripts from a JSON or JSONL file")
-    evaluate.add_argument("path", help="JSON list or JSONL of {participant_id, position, "
-                          "language, transcript: [{question, answer}]}")
-    evaluate.add_argument("-o", "--output", help="write one JSON report per line here")
-    evaluate.add_argument("-c", "--concurrency", type=int, default=4,
-                          help="sessions evaluated at once (default 4)")
-    evaluate.set_defaults(handler=_evaluate)
-
-    serve = sub.add_parser("serve", help="run the HTTP API (OpenAPI at /docs)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(sync_handler=_serve)
-
-    db = sub.add_parser("db", help="manage the embedded PostgreSQL server")
-    db.add_argument("action", choices=["start", "stop", "status"])
-    db.set_defaults(handler=_db)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> None:
     """Entry point of the `turnjudge` command."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    if hasattr(args, "sync_handler"):
-        code: int = args.sync_handler(args)
-        return code
-    handler: Handler = args.handler
-    return asyncio.run(handler(args))
+    app()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

