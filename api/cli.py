@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from storage.embedded import start_embedded_server, stop_embedded_server
+from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
-from storage.settings import get_settings
+from storage.settings import Settings, get_settings
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -76,9 +76,48 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status of `turnjudge db status` when the server is not running (as LSB's `status`).
+EXIT_NOT_RUNNING = 3
+
+
+def _db_status(settings: Settings) -> int:
+    """Print whether the database server runs and where; 0 running, 3 stopped."""
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        try:
+            asyncio.run(_ping(settings.database_url))
+        except Exception as exc:  # any failure to connect means "not usable"
+            print(f"database: {shown} (DATABASE_URL)\nstatus: not reachable "
+                  f"({type(exc).__name__})")
+            return EXIT_NOT_RUNNING
+        print(f"database: {shown} (DATABASE_URL)\nstatus: running")
+        return 0
+    status = embedded_status(settings.data_dir)
+    if status is None:
+        print(f"embedded PostgreSQL: stopped\ndata dir: {settings.data_dir.resolve()}")
+        return EXIT_NOT_RUNNING
+    print(f"embedded PostgreSQL: running (pid {status.pid})\ndata dir: {status.data_dir}\n"
+          f"socket dir: {status.socket_dir}\ndatabase: {settings.database_name}")
+    return 0
+
+
+async def _ping(url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, connect_args={"timeout": 5})
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
 async def _db(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if settings.database_url is not None and args.action != "status":
+    if settings.database_url is not None:
         print("DATABASE_URL is set: no embedded server is managed", file=sys.stderr)
         return 0
     if args.action == "stop":
@@ -87,9 +126,6 @@ async def _db(args: argparse.Namespace) -> int:
     elif args.action == "start":
         server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
         print(f"embedded PostgreSQL running; psql URL: {server.libpq_url(settings.database_name)}")
-    else:
-        target = settings.database_url or f"embedded ({settings.data_dir})"
-        print(f"database: {target}")
     return 0
 
 
@@ -135,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `turnjudge` command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if args.command == "db" and args.action == "status":
+        return _db_status(get_settings())
     if hasattr(args, "sync_handler"):
         code: int = args.sync_handler(args)
         return code
