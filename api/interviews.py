@@ -163,8 +163,9 @@ class InterviewService:
         )
 
     # ------------------------------------------------------------------ graph runs
-    async def _run(self, payload: dict[str, Any] | Command[Any] | None,
-                   session_id: uuid.UUID) -> dict[str, Any]:
+    async def _run(
+        self, payload: dict[str, Any] | Command[Any] | None, session_id: uuid.UUID
+    ) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
         result: dict[str, Any] = await self._graph.ainvoke(
             graph_input, _config(session_id), context=self._context
@@ -190,7 +191,9 @@ class InterviewService:
         if interrupts:
             value = interrupts[0].value
             question = PendingQuestion(
-                turn=value["turn"], max_turns=value["max_turns"], question=value["question"],
+                turn=value["turn"],
+                max_turns=value["max_turns"],
+                question=value["question"],
                 category=value.get("category"),
             )
         evaluations = result.get("turn_evaluations") or []
@@ -214,8 +217,10 @@ class InterviewService:
         if turns and turns[-1].turn is not None:
             details = turns[-1].details
             last = TurnScore(
-                turn=turns[-1].turn, score=float(details["score"]),
-                analysis=str(details["analysis"]), flags=list(details.get("flags", [])),
+                turn=turns[-1].turn,
+                score=float(details["score"]),
+                analysis=str(details["analysis"]),
+                flags=list(details.get("flags", [])),
             )
         return InterviewStep(
             session_id=session.id,
@@ -305,8 +310,7 @@ class InterviewService:
         """
         session_id = check_session_id(session_id)
         answer, stop = check_answer(answer, stop)
-        if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int)
-                                 or turn < 1):
+        if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
             raise InvalidRequestError("turn", "must be an integer >= 1")
         async with self._locks.hold(session_id):
             step = await self._current_step(session_id)
@@ -314,7 +318,10 @@ class InterviewService:
             if step.question is not None and turn in (None, step.question.turn):
                 previous = _last_answered(transcript)
                 resent = (
-                    turn is None and not stop and answer is not None and previous is not None
+                    turn is None
+                    and not stop
+                    and answer is not None
+                    and previous is not None
                     and previous.answer_text == answer
                     and previous.turn == step.question.turn - 1
                     and _recent(previous)
@@ -336,7 +343,8 @@ class InterviewService:
         """A request for a turn that is not pending: a re-send (same step) or a conflict."""
         target = (
             next((t for t in transcript if t.turn == turn), None)
-            if turn is not None else _last_answered(transcript)
+            if turn is not None
+            else _last_answered(transcript)
         )
         if answer is None:  # a bare stop of an interview that has already ended
             if step.question is None and step.status in {"completed", "abandoned"}:
@@ -356,8 +364,7 @@ class InterviewService:
             )
         raise NoPendingQuestionError(f"session {session_id} is not waiting for an answer")
 
-    async def _resume(self, session_id: uuid.UUID, answer: str | None, stop: bool
-                      ) -> InterviewStep:
+    async def _resume(self, session_id: uuid.UUID, answer: str | None, stop: bool) -> InterviewStep:
         resume: dict[str, Any] = {"stop": stop}
         if answer is not None:
             resume["answer"] = answer
@@ -388,10 +395,15 @@ class InterviewService:
                     await storage.evaluations.abandon_session(session_id)
                 else:
                     await self._run_submission(
-                        {"session_id": str(session_id), "mode": "submission",
-                         "position": session.position, "language": session.language,
-                         "participant_id": session.participant_id,
-                         "max_turns": session.max_turns, "reevaluate": reevaluate},
+                        {
+                            "session_id": str(session_id),
+                            "mode": "submission",
+                            "position": session.position,
+                            "language": session.language,
+                            "participant_id": session.participant_id,
+                            "max_turns": session.max_turns,
+                            "reevaluate": reevaluate,
+                        },
                     )
         return await self.report(session_id)
 
@@ -461,19 +473,25 @@ class InterviewService:
                 f"POST /sessions/{session_id}/submit to end it"
             )
         stored = await storage.sessions.get_transcript(session_id)
-        same_profile = (session.participant_id, session.position, session.language,
-                        session.exam_id) == (participant_id, position, language, exam_id)
+        same_profile = (
+            session.participant_id,
+            session.position,
+            session.language,
+            session.exam_id,
+        ) == (participant_id, position, language, exam_id)
         mismatch = next(
             (
-                index for index, view in enumerate(stored)
+                index
+                for index, view in enumerate(stored)
                 if index >= len(items)
                 or view.question_text != items[index]["question"]
                 or (view.answer_text is not None and view.answer_text != items[index]["answer"])
             ),
             None,
         )
-        if session.is_ended and (not same_profile or mismatch is not None
-                                 or len(stored) != len(items)):
+        if session.is_ended and (
+            not same_profile or mismatch is not None or len(stored) != len(items)
+        ):
             raise SessionEndedError(session_id)
         if not same_profile:
             raise TurnConflictError(
@@ -498,8 +516,7 @@ class InterviewService:
             e.turn: e.details for e in evaluations if e.evaluation_type is EvaluationType.TURN_EVAL
         }
         holistic = next(
-            (e.details for e in evaluations
-             if e.evaluation_type is EvaluationType.HOLISTIC_FLOW),
+            (e.details for e in evaluations if e.evaluation_type is EvaluationType.HOLISTIC_FLOW),
             None,
         )
         scores = [float(details["score"]) for details in by_turn.values()]
@@ -516,7 +533,9 @@ class InterviewService:
             ended_at=session.ended_at.isoformat() if session.ended_at else None,
             turns=[
                 TurnReport(
-                    turn=t.turn, question=t.question_text, answer=t.answer_text,
+                    turn=t.turn,
+                    question=t.question_text,
+                    answer=t.answer_text,
                     evaluation=by_turn.get(t.turn),
                 )
                 for t in transcript

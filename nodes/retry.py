@@ -150,7 +150,9 @@ def llm_retrying(max_retries: int, backoff_s: float) -> AsyncRetrying:
         failure = outcome.exception() if outcome is not None else None
         logger.info(
             "LLM attempt %d/%d failed (%s); retrying in %.2fs",
-            state.attempt_number, max_retries + 1, failure,
+            state.attempt_number,
+            max_retries + 1,
+            failure,
             state.next_action.sleep if state.next_action else 0.0,
         )
 

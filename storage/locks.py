@@ -7,9 +7,10 @@ judged twice. The lock is transaction-scoped (`pg_advisory_xact_lock`) on a dedi
 connection: PostgreSQL releases it when the transaction ends, when the connection closes, or
 when the process dies, so a crash can never leave a session locked.
 
-Waiters of the same process queue on an `asyncio.Lock` first, so a burst of N identical
-requests holds one database connection for the lock, not N (which would drain the pool the
-lock holder itself needs).
+The lock's connection is opened for it alone (no pool): taking it from the engine's pool
+would let many sessions locked at once drain the connections their own runs need, and wait
+forever. Waiters of the same process queue on an `asyncio.Lock` first, so a burst of N
+identical requests holds one lock connection, not N.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import String
 
 from storage.database import Database
@@ -34,7 +37,8 @@ class SessionLocks:
     """`async with locks.hold(session_id):` — exclusive, across processes, per session."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        # NullPool: each hold opens its own connection and closes it on release.
+        self._engine = create_async_engine(db.urls.sqlalchemy, poolclass=NullPool)
         self._local: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
@@ -43,7 +47,7 @@ class SessionLocks:
         lock, users = self._local.get(session_id, (asyncio.Lock(), 0))
         self._local[session_id] = (lock, users + 1)
         try:
-            async with lock, self._db.engine.connect() as conn, conn.begin():
+            async with lock, self._engine.connect() as conn, conn.begin():
                 await conn.execute(_LOCK_SQL, {"key": f"turnjudge.session:{session_id}"})
                 yield  # the transaction (and the lock) ends when the block does
         finally:

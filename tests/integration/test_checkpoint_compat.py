@@ -34,23 +34,38 @@ ANSWER = "Idempotency keys with a unique index; INSERT ON CONFLICT returns the f
 async def test_previous_release_checkpoints_load_and_resume_without_warning(
     database_urls: DatabaseUrls, offline_services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
-    context = Context(offline_services.storage, offline_services.judge,
-                      offline_services.question_generator)
+    context = Context(
+        offline_services.storage, offline_services.judge, offline_services.question_generator
+    )
     interview_id, submission_id = uuid.uuid4(), uuid.uuid4()
     # --- the previous release: default serializer, submissions on the session's thread ---
     async with AsyncPostgresSaver.from_conn_string(database_urls.libpq) as old_saver:
         await old_saver.setup()
         old_graph = build_graph(old_saver)
         await old_graph.ainvoke(
-            {"session_id": str(interview_id), "participant_id": "p-old", "position": "backend",
-             "language": "en", "max_turns": 2, "mode": "interview"},  # type: ignore[arg-type]
-            {"configurable": {"thread_id": str(interview_id)}}, context=context,
+            {
+                "session_id": str(interview_id),
+                "participant_id": "p-old",
+                "position": "backend",
+                "language": "en",
+                "max_turns": 2,
+                "mode": "interview",
+            },  # type: ignore[arg-type]
+            {"configurable": {"thread_id": str(interview_id)}},
+            context=context,
         )
         await old_graph.ainvoke(
-            {"session_id": str(submission_id), "participant_id": "p-old",
-             "position": "backend", "language": "en", "max_turns": 1, "mode": "submission",
-             "transcript": [{"question": "Why indexes?", "answer": ANSWER}]},  # type: ignore[arg-type]
-            {"configurable": {"thread_id": str(submission_id)}}, context=context,
+            {
+                "session_id": str(submission_id),
+                "participant_id": "p-old",
+                "position": "backend",
+                "language": "en",
+                "max_turns": 1,
+                "mode": "submission",
+                "transcript": [{"question": "Why indexes?", "answer": ANSWER}],
+            },  # type: ignore[arg-type]
+            {"configurable": {"thread_id": str(submission_id)}},
+            context=context,
         )
 
     # --- today's runtime reads and resumes them ---

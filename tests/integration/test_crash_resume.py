@@ -61,9 +61,14 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **os.environ, "DATABASE_URL": database_urls.sqlalchemy, "JUDGE": "llm",
-            "OPENAI_BASE_URL": stub.base_url, "LLM_MODEL": "stub", "LLM_BACKOFF_S": "0.01",
-            "LLM_TIMEOUT_S": "30", "API_KEYS": "",
+            **os.environ,
+            "DATABASE_URL": database_urls.sqlalchemy,
+            "JUDGE": "llm",
+            "OPENAI_BASE_URL": stub.base_url,
+            "LLM_MODEL": "stub",
+            "LLM_BACKOFF_S": "0.01",
+            "LLM_TIMEOUT_S": "30",
+            "API_KEYS": "",
         }
         self.env.pop("OPENAI_API_KEY", None)
         self.process: subprocess.Popen[bytes] | None = None
@@ -71,7 +76,10 @@ class Server:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -114,18 +122,22 @@ async def wait_for(storage: Storage, query: str, params: dict[str, object]) -> N
     raise AssertionError(f"timed out waiting for: {query}")
 
 
-ANSWER_STORED = ("SELECT answer_text IS NOT NULL FROM prompt_messages "
-                 "WHERE session_id = :sid AND turn = :turn")
-EVAL_STORED = ("SELECT count(*) FROM prompt_evaluations WHERE session_id = :sid AND turn = :turn "
-               "AND evaluation_type = 'TURN_EVAL'")
+ANSWER_STORED = (
+    "SELECT answer_text IS NOT NULL FROM prompt_messages WHERE session_id = :sid AND turn = :turn"
+)
+EVAL_STORED = (
+    "SELECT count(*) FROM prompt_evaluations WHERE session_id = :sid AND turn = :turn "
+    "AND evaluation_type = 'TURN_EVAL'"
+)
 
 
 async def answer_in_flight(server: Server, session_id: str, answer: str) -> asyncio.Task[None]:
     async def post() -> None:
         try:
             async with httpx.AsyncClient(timeout=60) as client:
-                await client.post(f"{server.url}/interviews/{session_id}/answers",
-                                  json={"answer": answer})
+                await client.post(
+                    f"{server.url}/interviews/{session_id}/answers", json={"answer": answer}
+                )
         except httpx.HTTPError:
             pass  # the server is killed while this request is in flight: expected
 
@@ -147,12 +159,19 @@ async def test_kill_9_at_three_points_and_the_interview_completes(
     try:
         await asyncio.to_thread(server.start)
         async with httpx.AsyncClient(timeout=120) as client:
-            started = (await client.post(f"{server.url}/interviews", json={
-                "participant_id": "p-crash", "position": "backend", "max_turns": 4})).json()
+            started = (
+                await client.post(
+                    f"{server.url}/interviews",
+                    json={"participant_id": "p-crash", "position": "backend", "max_turns": 4},
+                )
+            ).json()
             session_id = started["session_id"]
             sid = uuid.UUID(session_id)
-            first = (await client.post(f"{server.url}/interviews/{session_id}/answers",
-                                       json={"answer": ANSWERS[0]})).json()
+            first = (
+                await client.post(
+                    f"{server.url}/interviews/{session_id}/answers", json={"answer": ANSWERS[0]}
+                )
+            ).json()
         assert first["question"]["turn"] == 2
 
         # 1. Between answers.
@@ -167,8 +186,10 @@ async def test_kill_9_at_three_points_and_the_interview_completes(
         await asyncio.sleep(0.2)
         server.kill()
         await task
-        assert await storage.sessions.get_transcript(sid) and len(
-            await storage.sessions.get_transcript(sid)) == 2  # no next question yet
+        assert (
+            await storage.sessions.get_transcript(sid)
+            and len(await storage.sessions.get_transcript(sid)) == 2
+        )  # no next question yet
         await asyncio.to_thread(server.start)
         step = await get_step(server, session_id)
         assert step["status"] == "awaiting_answer"
@@ -185,11 +206,13 @@ async def test_kill_9_at_three_points_and_the_interview_completes(
         assert step["question"]["turn"] == 4  # type: ignore[index]
         # Re-sending the answer of turn 3 (its response was lost) changes nothing.
         async with httpx.AsyncClient(timeout=120) as client:
-            resent = await client.post(f"{server.url}/interviews/{session_id}/answers",
-                                       json={"answer": ANSWERS[2]})
+            resent = await client.post(
+                f"{server.url}/interviews/{session_id}/answers", json={"answer": ANSWERS[2]}
+            )
             assert resent.status_code == 200 and resent.json()["question"]["turn"] == 4
-            last = await client.post(f"{server.url}/interviews/{session_id}/answers",
-                                     json={"answer": ANSWERS[3]})
+            last = await client.post(
+                f"{server.url}/interviews/{session_id}/answers", json={"answer": ANSWERS[3]}
+            )
         assert last.status_code == 200 and last.json()["status"] == "completed"
     finally:
         server.stop()

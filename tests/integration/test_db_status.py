@@ -20,7 +20,11 @@ def db_status(**env: str) -> subprocess.CompletedProcess[str]:
     environment.pop("DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "api.cli", "db", "status"],
-        env=environment, capture_output=True, text=True, timeout=120, check=False,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -28,8 +28,14 @@ ANSWER = (
     "I built the payments API on PostgreSQL; idempotency keys with a unique index and INSERT "
     "ON CONFLICT removed duplicate charges, and p95 latency fell from 300 to 90 ms."
 )
-TABLES = ("prompt_sessions", "prompt_messages", "prompt_evaluations", "checkpoints",
-          "checkpoint_writes", "checkpoint_blobs")
+TABLES = (
+    "prompt_sessions",
+    "prompt_messages",
+    "prompt_evaluations",
+    "checkpoints",
+    "checkpoint_writes",
+    "checkpoint_blobs",
+)
 
 
 @pytest.fixture
@@ -63,8 +69,8 @@ async def counts(storage: Storage) -> dict[str, int]:
 
 async def start(client: httpx.AsyncClient, max_turns: int = 2) -> str:
     response = await client.post(
-        "/interviews", json={"participant_id": "p-robust", "position": "backend",
-                             "max_turns": max_turns},
+        "/interviews",
+        json={"participant_id": "p-robust", "position": "backend", "max_turns": max_turns},
     )
     assert response.status_code == 201, response.text
     session_id: str = response.json()["session_id"]
@@ -76,8 +82,14 @@ async def test_rejected_answers_change_nothing_and_the_interview_goes_on(
 ) -> None:
     session_id = await start(client)
     before = await counts(storage)
-    for body in ({"answer": "a\u0000b"}, {"answer": "   "}, {"answer": 42},
-                 {"answer": "x" * 20_001}, {"stop": "maybe"}, {}):
+    for body in (
+        {"answer": "a\u0000b"},
+        {"answer": "   "},
+        {"answer": 42},
+        {"answer": "x" * 20_001},
+        {"stop": "maybe"},
+        {},
+    ):
         response = await client.post(f"/interviews/{session_id}/answers", json=body)
         assert response.status_code == 422, (body, response.text)
     sid = uuid.UUID(session_id)
@@ -92,8 +104,10 @@ async def test_rejected_answers_change_nothing_and_the_interview_goes_on(
     step = await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})
     assert step.status_code == 200, step.text
     assert step.json()["question"]["turn"] == 2
-    done = await client.post(f"/interviews/{session_id}/answers",
-                             json={"answer": ANSWER + " Also caching.", "stop": True})
+    done = await client.post(
+        f"/interviews/{session_id}/answers",
+        json={"answer": ANSWER + " Also caching.", "stop": True},
+    )
     assert done.json()["status"] == "completed"
 
 
@@ -101,8 +115,9 @@ async def test_a_resume_value_the_node_refuses_never_stays_pending(
     interviews: InterviewService, storage: Storage
 ) -> None:
     """Resumed directly (past the facade): the node re-asks instead of failing the run."""
-    step = await interviews.start(participant_id="p-node", position="backend", language="en",
-                                  max_turns=1)
+    step = await interviews.start(
+        participant_id="p-node", position="backend", language="en", max_turns=1
+    )
     graph = interviews._graph  # the checkpointed graph, as a Python caller would use it
     config = {"configurable": {"thread_id": str(step.session_id)}}
     context = interviews._context
@@ -121,16 +136,19 @@ async def test_a_submission_cannot_touch_a_live_interview(
 ) -> None:
     session_id = await start(client)
     before = await counts(storage)
-    body = {"participant_id": "p-robust", "position": "backend", "session_id": session_id,
-            "transcript": [{"question": "Other question?", "answer": "Other answer."}]}
+    body = {
+        "participant_id": "p-robust",
+        "position": "backend",
+        "session_id": session_id,
+        "transcript": [{"question": "Other question?", "answer": "Other answer."}],
+    }
     refused = await client.post("/submissions", json=body)
     assert refused.status_code == 409, refused.text
     assert await counts(storage) == before
     # The interview still waits for its answer and finishes normally.
     pending = (await client.get(f"/interviews/{session_id}")).json()
     assert pending["status"] == "awaiting_answer"
-    step = (await client.post(f"/interviews/{session_id}/answers",
-                              json={"answer": ANSWER})).json()
+    step = (await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})).json()
     assert step["question"]["turn"] == 2
     report = (await client.post(f"/sessions/{session_id}/submit")).json()
     assert report["status"] == "completed" and report["ended_at"] is not None
@@ -150,15 +168,22 @@ async def test_a_rejected_submission_stores_nothing(
     before = await counts(storage)
     with pytest.raises(InvalidRequestError):
         await interviews.submit_transcript(
-            participant_id="p", position="backend", language="en",
-            transcript=[{"question": "Q1?", "answer": "fine"},
-                        {"question": "Q2?", "answer": "bad\u0000answer"}],
+            participant_id="p",
+            position="backend",
+            language="en",
+            transcript=[
+                {"question": "Q1?", "answer": "fine"},
+                {"question": "Q2?", "answer": "bad\u0000answer"},
+            ],
         )
-    for bad in ({"participant_id": "p\u0000", "position": "backend"},
-                {"participant_id": "p", "position": "backend", "exam_id": "e\u0000"},
-                {"participant_id": "p", "position": "backend\u0000"}):
-        response = await client.post("/submissions", json={
-            **bad, "transcript": [{"question": "Q?", "answer": "A."}]})
+    for bad in (
+        {"participant_id": "p\u0000", "position": "backend"},
+        {"participant_id": "p", "position": "backend", "exam_id": "e\u0000"},
+        {"participant_id": "p", "position": "backend\u0000"},
+    ):
+        response = await client.post(
+            "/submissions", json={**bad, "transcript": [{"question": "Q?", "answer": "A."}]}
+        )
         assert response.status_code == 422, response.text
     assert await counts(storage) == before
 
@@ -211,8 +236,7 @@ async def test_resending_an_answer_returns_the_same_step(
     # With the turn named, the same text may answer the next question too.
     second = (await client.post(url, params={"turn": 2}, json={"answer": ANSWER})).json()
     assert second["question"]["turn"] == 3
-    last = (await client.post(url, json={"answer": "Monitoring: p95 latency, error rate."})
-            ).json()
+    last = (await client.post(url, json={"answer": "Monitoring: p95 latency, error rate."})).json()
     assert last["status"] == "completed"
     replay = await client.post(url, json={"answer": "Monitoring: p95 latency, error rate."})
     assert replay.status_code == 200 and replay.json()["status"] == "completed"

@@ -27,7 +27,9 @@ from storage.settings import Settings
 from tests.support.openai_stub import FaultKind, OpenAIStub
 
 CASE = TurnCase(
-    position="backend", language="en", turn=1,
+    position="backend",
+    language="en",
+    turn=1,
     question="How would you make a payment endpoint safe to retry?",
     answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
     category="design",
@@ -53,8 +55,11 @@ def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
 
 def judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
     options: dict[str, Any] = {
-        "openai_base_url": stub.base_url, "llm_model": "stub", "llm_max_retries": 2,
-        "llm_backoff_s": 0.01, "llm_timeout_s": 5.0,
+        "openai_base_url": stub.base_url,
+        "llm_model": "stub",
+        "llm_max_retries": 2,
+        "llm_backoff_s": 0.01,
+        "llm_timeout_s": 5.0,
     }
     options.update(overrides)
     return LLMJudge.from_settings(Settings(**options))
