@@ -387,6 +387,8 @@ class InterviewService:
         session_id = check_session_id(session_id)
         check_flag("reevaluate", reevaluate)
         storage = self._services.storage
+        if (await storage.sessions.get_session(session_id)).is_ended:
+            return await self.report(session_id)  # closed for good: no lock needed
         async with self._locks.hold(session_id):
             session = await storage.sessions.get_session(session_id)
             if not session.is_ended:

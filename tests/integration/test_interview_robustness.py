@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 from sqlalchemy import text
 
@@ -119,8 +121,9 @@ async def test_a_resume_value_the_node_refuses_never_stays_pending(
         participant_id="p-node", position="backend", language="en", max_turns=1
     )
     graph = interviews._graph  # the checkpointed graph, as a Python caller would use it
-    config = {"configurable": {"thread_id": str(step.session_id)}}
+    config: RunnableConfig = {"configurable": {"thread_id": str(step.session_id)}}
     context = interviews._context
+    bad: Any
     for bad in ("a\u0000b", "\udfff", {"answer": 3}, {"stop": "no"}, ["x"], "  "):
         result = await graph.ainvoke(Command(resume=bad), config, context=context)
         (pending,) = result["__interrupt__"]
