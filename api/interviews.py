@@ -230,6 +230,20 @@ class InterviewService:
             holistic_score=float(holistic.details["score"]) if holistic else None,
         )
 
+    async def _stored_answer(self, session_id: uuid.UUID, snapshot: StateSnapshot) -> str | None:
+        """The stored answer of the question the checkpoint still shows as waiting, if any.
+
+        The node persists an answer before its task's result reaches the checkpoint; a crash
+        in between leaves the interrupt looking pending although its answer is in the
+        database. That answer was accepted, so it is the turn's answer.
+        """
+        if not snapshot.interrupts:
+            return None
+        turn = snapshot.interrupts[0].value.get("turn")
+        transcript = await self._services.storage.sessions.get_transcript(session_id)
+        stored = next((t for t in transcript if t.turn == turn), None)
+        return stored.answer_text if stored is not None else None
+
     async def _current_step(self, session_id: uuid.UUID) -> InterviewStep:
         """The step as stored now (caller holds the session lock): continue a dead run."""
         session = await self._services.storage.sessions.get_session(session_id)
@@ -238,10 +252,19 @@ class InterviewService:
         snapshot = await self._snapshot(session_id)
         if not snapshot.values:
             raise NoPendingQuestionError(f"session {session_id} is not an interview in progress")
-        if _stranded(snapshot):
+        stored_answer = await self._stored_answer(session_id, snapshot)
+        if _stranded(snapshot) or stored_answer is not None:
             # The last run died mid-way (a crash, a dropped process): finish what it started.
-            # Every node is idempotent, so the stored answer is evaluated once.
+            # Every node is idempotent, so the stored answer is evaluated once. LangGraph
+            # resumes with the value it had saved; without one, with the stored answer.
             result = await self._run(None, session_id)
+            waiting = result.get("__interrupt__") or []
+            if (
+                stored_answer is not None
+                and waiting
+                and (waiting[0].value.get("turn") == snapshot.interrupts[0].value.get("turn"))
+            ):
+                result = await self._run(Command(resume=stored_answer), session_id)
             session = await self._services.storage.sessions.get_session(session_id)
             if session.is_ended:
                 return await self._ended_step(session)
@@ -285,7 +308,7 @@ class InterviewService:
         if session.is_ended:
             return await self._ended_step(session)
         snapshot = await self._snapshot(session_id)
-        if snapshot.interrupts:
+        if snapshot.interrupts and await self._stored_answer(session_id, snapshot) is None:
             values = dict(snapshot.values)
             values["__interrupt__"] = list(snapshot.interrupts)
             return self._step(session_id, values)

@@ -245,3 +245,20 @@ async def test_resending_an_answer_returns_the_same_step(
     assert replay.status_code == 200 and replay.json()["status"] == "completed"
     evaluations = await storage.evaluations.list_evaluations(uuid.UUID(session_id))
     assert [e.turn for e in evaluations] == [1, 2, 3, None]
+
+
+async def test_an_answer_stored_before_its_checkpoint_is_not_asked_again(
+    client: httpx.AsyncClient, storage: Storage
+) -> None:
+    """A crash between the answer's write and its checkpoint: the stored answer counts."""
+    session_id = await start(client)
+    sid = uuid.UUID(session_id)
+    # What intake_answer had persisted when the process died (the checkpoint never saw it).
+    await storage.sessions.record_answer(sid, 1, ANSWER)
+    step = (await client.get(f"/interviews/{session_id}")).json()
+    assert step["status"] == "awaiting_answer" and step["question"]["turn"] == 2
+    assert step["last_evaluation"]["turn"] == 1
+    again = (await client.get(f"/interviews/{session_id}")).json()
+    assert again == step
+    evaluations = await storage.evaluations.list_evaluations(sid)
+    assert [e.turn for e in evaluations] == [1]
