@@ -262,3 +262,19 @@ async def test_an_answer_stored_before_its_checkpoint_is_not_asked_again(
     assert again == step
     evaluations = await storage.evaluations.list_evaluations(sid)
     assert [e.turn for e in evaluations] == [1]
+
+
+async def test_the_same_answer_later_is_a_new_answer(
+    client: httpx.AsyncClient, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a quick repeat is taken for a retry: "I don't know" twice is never swallowed."""
+    monkeypatch.setattr("api.interviews.RESEND_WINDOW_S", 0.0)
+    session_id = await start(client)
+    url = f"/interviews/{session_id}/answers"
+    assert (await client.post(url, json={"answer": "I don't know."})).json()["question"][
+        "turn"
+    ] == 2
+    done = (await client.post(url, json={"answer": "I don't know."})).json()
+    assert done["status"] == "completed"
+    transcript = await storage.sessions.get_transcript(uuid.UUID(session_id))
+    assert [t.answer_text for t in transcript] == ["I don't know.", "I don't know."]
