@@ -18,9 +18,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from storage.embedded import start_embedded_server, stop_embedded_server
+from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
-from storage.settings import get_settings
+from storage.settings import Settings, get_settings
 
 app = typer.Typer(
     name="turnjudge",
@@ -293,15 +293,63 @@ def serve(
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+#: Exit status of `turnjudge db status` when the server is not running (as LSB's `status`).
+EXIT_NOT_RUNNING = 3
+
+
+async def _ping(settings: Settings) -> None:
+    """Open one connection to the configured database and run `SELECT 1`."""
+    from sqlalchemy import NullPool, text
+
+    from storage.database import DatabaseUrls, create_engine
+
+    assert settings.database_url is not None
+    urls = DatabaseUrls.from_url(settings.database_url, settings.db_schema)
+    engine = create_engine(settings, urls, poolclass=NullPool, connect_args={"timeout": 5})
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+def _db_status(settings: Settings) -> int:
+    """Print whether the database server runs and where; 0 running, 3 stopped."""
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        try:
+            asyncio.run(_ping(settings))
+        except Exception as exc:  # any failure to connect means "not usable"
+            typer.echo(
+                f"database: {shown} (DATABASE_URL)\nstatus: not reachable ({type(exc).__name__})"
+            )
+            return EXIT_NOT_RUNNING
+        typer.echo(f"database: {shown} (DATABASE_URL)\nstatus: running")
+        return 0
+    status = embedded_status(settings.data_dir)
+    if status is None:
+        typer.echo(f"embedded PostgreSQL: stopped\ndata dir: {settings.data_dir.resolve()}")
+        return EXIT_NOT_RUNNING
+    typer.echo(
+        f"embedded PostgreSQL: running (pid {status.pid})\ndata dir: {status.data_dir}\n"
+        f"socket dir: {status.socket_dir}\ndatabase: {settings.database_name}"
+    )
+    return 0
+
+
 @app.command()
 def db(
     action: Annotated[str, typer.Argument(help="start, stop or status.")],
 ) -> None:
-    """Manage the embedded PostgreSQL server (ignored when DATABASE_URL is set)."""
+    """Manage the embedded PostgreSQL server; `status` exits 0 running, 3 stopped."""
     settings = get_settings()
     if action not in {"start", "stop", "status"}:
         raise typer.BadParameter("choose start, stop or status", param_hint="ACTION")
-    if settings.database_url is not None and action != "status":
+    if action == "status":
+        raise typer.Exit(_db_status(settings))
+    if settings.database_url is not None:
         typer.echo("DATABASE_URL is set: no embedded server is managed", err=True)
         return
     if action == "stop":
@@ -309,14 +357,11 @@ def db(
         typer.echo(
             "embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running"
         )
-    elif action == "start":
+    else:
         server = start_embedded_server(settings.data_dir)
         typer.echo(
             f"embedded PostgreSQL running; psql URL: {server.libpq_url(settings.database_name)}"
         )
-    else:
-        target = settings.database_url or f"embedded ({settings.data_dir})"
-        typer.echo(f"database: {target}")
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from api.interviews import NoPendingQuestionError
+from api.interviews import NoPendingQuestionError, SessionKindError
+from api.validation import InvalidRequestError
 from nodes.close_session import EvaluationIncompleteError
 from nodes.factory import JudgeConfigurationError
 from nodes.intake_answer import InvalidAnswerError
@@ -35,6 +36,8 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     TurnConflictError: status.HTTP_409_CONFLICT,
     TurnNotAnsweredError: status.HTTP_409_CONFLICT,
     NoPendingQuestionError: status.HTTP_409_CONFLICT,
+    SessionKindError: status.HTTP_409_CONFLICT,
+    InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     SessionIncompleteError: status.HTTP_409_CONFLICT,
     NoQuestionsLeftError: status.HTTP_409_CONFLICT,
     EvaluationTypeError: status.HTTP_422_UNPROCESSABLE_CONTENT,

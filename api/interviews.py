@@ -1,8 +1,21 @@
-"""The interview facade shared by the HTTP API and the CLI.
+"""The interview facade shared by the HTTP API, the CLI and Python callers.
 
-It translates "start / answer / submit / report" into graph runs on a checkpointed graph
-(thread_id = session id) and into reads of the storage services. It holds no state of its
-own: everything durable is in PostgreSQL (checkpoints and the evaluation tables).
+It translates "start / answer / submit / report" into graph runs and into reads of the
+storage services. It holds no state of its own: everything durable is in PostgreSQL. Four
+rules make an interview impossible to break from outside:
+
+- Validate first. Every request is checked in full (`api.validation`) before any graph run
+  or write; a rejected request changes nothing (no session row, no message, no checkpoint).
+- One writer per session. Every run that changes a session holds the session's advisory lock
+  (`storage.locks`), so concurrent answers or submissions of one session run one at a time
+  and each pending evaluation is judged once.
+- Interviews and submissions are kept apart. An interview is the checkpointed thread
+  `thread_id = session id`; submissions run on a graph without a checkpointer (every input
+  is in the database, every write is idempotent), so a submission can never overwrite the
+  state of a live interview, and `/submissions` refuses an interview's session outright.
+- The database has the last word. A session with `ended_at` set is `completed` (it has a
+  HOLISTIC_FLOW) or `abandoned` (stopped before any answer), whatever its checkpoint says; a
+  run that died mid-way (pending tasks, no interrupt) is continued on the next read or answer.
 """
 
 from __future__ import annotations
@@ -10,20 +23,47 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 
+from api.validation import (
+    InvalidRequestError,
+    check_answer,
+    check_flag,
+    check_max_turns,
+    check_profile,
+    check_session_id,
+    check_transcript,
+)
 from graph.context import Context, Services
+from graph.graph import build_graph
 from graph.state import InterviewState, TranscriptItem, TurnScore
-from storage.errors import SessionNotFoundError
+from storage.errors import (
+    SessionEndedError,
+    SessionNotFoundError,
+    TurnConflictError,
+)
+from storage.locks import SessionLocks
 from storage.models import EvaluationType
+from storage.views import EvaluationView, SessionView, TurnView
+
+Graph = CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]
+
+#: Without `turn`, an answer equal to the previous turn's, sent within this many seconds of
+#: it, is taken for a client's retry (its response was lost) rather than a new answer.
+RESEND_WINDOW_S = 60.0
 
 
 class NoPendingQuestionError(RuntimeError):
     """An answer arrived but the session is not waiting for one."""
+
+
+class SessionKindError(RuntimeError):
+    """The request does not fit the session: e.g. a transcript for a live interview."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +99,11 @@ class TurnReport:
 
 @dataclass(frozen=True)
 class SessionReport:
-    """A session's transcript and evaluations, as stored."""
+    """A session's transcript and evaluations, as stored.
+
+    `status` is `completed` (closed, every answer evaluated), `abandoned` (ended before any
+    answer: the questions asked are listed, nothing is scored) or `open`.
+    """
 
     session_id: uuid.UUID
     participant_id: str
@@ -71,36 +115,75 @@ class SessionReport:
     holistic: dict[str, Any] | None
     turn_score_mean: float | None
     flags: list[str] = field(default_factory=list)
+    status: str = "open"
 
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
     return {"configurable": {"thread_id": str(session_id)}}
 
 
-class InterviewService:
-    """Runs the checkpointed graph for one application (API process, CLI run)."""
+def ended_status(evaluations: Sequence[EvaluationView]) -> str:
+    """Status of an ended session: `completed` with a HOLISTIC_FLOW, else `abandoned`."""
+    kinds = {e.evaluation_type for e in evaluations}
+    return "completed" if EvaluationType.HOLISTIC_FLOW in kinds else "abandoned"
 
-    def __init__(
-        self,
-        graph: CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState],
-        services: Services,
-    ) -> None:
+
+def _stranded(snapshot: StateSnapshot) -> bool:
+    """Whether the last run died mid-way: work pending, but no interrupt waiting."""
+    return bool(snapshot.values) and bool(snapshot.next) and not snapshot.interrupts
+
+
+def _recent(turn: TurnView) -> bool:
+    """Whether `turn` was answered within `RESEND_WINDOW_S` (a client's retry, not a reply)."""
+    if turn.answered_at is None:
+        return False
+    age = datetime.now(UTC) - turn.answered_at
+    return age.total_seconds() < RESEND_WINDOW_S
+
+
+def _last_answered(transcript: Sequence[TurnView]) -> TurnView | None:
+    answered = [t for t in transcript if t.answer_text is not None]
+    return answered[-1] if answered else None
+
+
+class InterviewService:
+    """Runs the graph for one application (API process, CLI run)."""
+
+    def __init__(self, graph: Graph, services: Services) -> None:
+        """`graph` is compiled with the PostgreSQL checkpointer (interviews)."""
         self._graph = graph
+        # Submissions need no checkpoint: their inputs are stored and their writes idempotent.
+        self._submissions: Graph = build_graph()
         self._services = services
+        self._locks = SessionLocks(services.storage.db)
         self._context = Context(
             storage=services.storage,
             judge=services.judge,
             question_generator=services.question_generator,
         )
 
-    async def _run(self, payload: dict[str, Any] | Command[Any], session_id: uuid.UUID
-                   ) -> dict[str, Any]:
+    # ------------------------------------------------------------------ graph runs
+    async def _run(
+        self, payload: dict[str, Any] | Command[Any] | None, session_id: uuid.UUID
+    ) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
         result: dict[str, Any] = await self._graph.ainvoke(
             graph_input, _config(session_id), context=self._context
         )
         return result
 
+    async def _run_submission(self, payload: dict[str, Any]) -> None:
+        graph_input: Any = payload
+        await self._submissions.ainvoke(graph_input, context=self._context)
+
+    async def _snapshot(self, session_id: uuid.UUID) -> StateSnapshot:
+        return await self._graph.aget_state(_config(session_id))
+
+    async def _is_interview(self, session_id: uuid.UUID) -> bool:
+        snapshot = await self._snapshot(session_id)
+        return bool(snapshot.values) and snapshot.values.get("mode") == "interview"
+
+    # ------------------------------------------------------------------ steps
     @staticmethod
     def _step(session_id: uuid.UUID, result: dict[str, Any]) -> InterviewStep:
         interrupts = result.get("__interrupt__") or []
@@ -108,7 +191,9 @@ class InterviewService:
         if interrupts:
             value = interrupts[0].value
             question = PendingQuestion(
-                turn=value["turn"], max_turns=value["max_turns"], question=value["question"],
+                turn=value["turn"],
+                max_turns=value["max_turns"],
+                question=value["question"],
                 category=value.get("category"),
             )
         evaluations = result.get("turn_evaluations") or []
@@ -121,6 +206,74 @@ class InterviewService:
             holistic_score=holistic["score"] if holistic else None,
         )
 
+    async def _ended_step(self, session: SessionView) -> InterviewStep:
+        """The step of an ended session, read from the database."""
+        evaluations = await self._services.storage.evaluations.list_evaluations(session.id)
+        turns = [e for e in evaluations if e.evaluation_type is EvaluationType.TURN_EVAL]
+        holistic = next(
+            (e for e in evaluations if e.evaluation_type is EvaluationType.HOLISTIC_FLOW), None
+        )
+        last = None
+        if turns and turns[-1].turn is not None:
+            details = turns[-1].details
+            last = TurnScore(
+                turn=turns[-1].turn,
+                score=float(details["score"]),
+                analysis=str(details["analysis"]),
+                flags=list(details.get("flags", [])),
+            )
+        return InterviewStep(
+            session_id=session.id,
+            status=ended_status(evaluations),
+            question=None,
+            last_evaluation=last,
+            holistic_score=float(holistic.details["score"]) if holistic else None,
+        )
+
+    async def _stored_answer(self, session_id: uuid.UUID, snapshot: StateSnapshot) -> str | None:
+        """The stored answer of the question the checkpoint still shows as waiting, if any.
+
+        The node persists an answer before its task's result reaches the checkpoint; a crash
+        in between leaves the interrupt looking pending although its answer is in the
+        database. That answer was accepted, so it is the turn's answer.
+        """
+        if not snapshot.interrupts:
+            return None
+        turn = snapshot.interrupts[0].value.get("turn")
+        transcript = await self._services.storage.sessions.get_transcript(session_id)
+        stored = next((t for t in transcript if t.turn == turn), None)
+        return stored.answer_text if stored is not None else None
+
+    async def _current_step(self, session_id: uuid.UUID) -> InterviewStep:
+        """The step as stored now (caller holds the session lock): continue a dead run."""
+        session = await self._services.storage.sessions.get_session(session_id)
+        if session.is_ended:
+            return await self._ended_step(session)
+        snapshot = await self._snapshot(session_id)
+        if not snapshot.values:
+            raise NoPendingQuestionError(f"session {session_id} is not an interview in progress")
+        stored_answer = await self._stored_answer(session_id, snapshot)
+        if _stranded(snapshot) or stored_answer is not None:
+            # The last run died mid-way (a crash, a dropped process): finish what it started.
+            # Every node is idempotent, so the stored answer is evaluated once. LangGraph
+            # resumes with the value it had saved; without one, with the stored answer.
+            result = await self._run(None, session_id)
+            waiting = result.get("__interrupt__") or []
+            if (
+                stored_answer is not None
+                and waiting
+                and (waiting[0].value.get("turn") == snapshot.interrupts[0].value.get("turn"))
+            ):
+                result = await self._run(Command(resume=stored_answer), session_id)
+            session = await self._services.storage.sessions.get_session(session_id)
+            if session.is_ended:
+                return await self._ended_step(session)
+            return self._step(session_id, result)
+        values = dict(snapshot.values)
+        values["__interrupt__"] = list(snapshot.interrupts)
+        return self._step(session_id, values)
+
+    # ------------------------------------------------------------------ interviews
     async def start(
         self,
         *,
@@ -131,6 +284,8 @@ class InterviewService:
         exam_id: str | None = None,
     ) -> InterviewStep:
         """Open a new session and return its first question."""
+        check_profile(participant_id, position, language, exam_id)
+        check_max_turns(max_turns)
         session_id = uuid.uuid4()
         result = await self._run(
             {
@@ -147,42 +302,134 @@ class InterviewService:
         return self._step(session_id, result)
 
     async def pending(self, session_id: uuid.UUID) -> InterviewStep:
-        """The session's current step, read from its checkpoint."""
-        snapshot = await self._graph.aget_state(_config(session_id))
-        if not snapshot.values:
-            await self._services.storage.sessions.get_session(session_id)  # 404 if unknown
-            raise NoPendingQuestionError(f"session {session_id} has no interview in progress")
-        values = dict(snapshot.values)
-        values["__interrupt__"] = list(snapshot.interrupts)
-        return self._step(session_id, values)
+        """The session's current step; a run that died mid-way is continued first."""
+        session_id = check_session_id(session_id)
+        session = await self._services.storage.sessions.get_session(session_id)  # 404
+        if session.is_ended:
+            return await self._ended_step(session)
+        snapshot = await self._snapshot(session_id)
+        if snapshot.interrupts and await self._stored_answer(session_id, snapshot) is None:
+            values = dict(snapshot.values)
+            values["__interrupt__"] = list(snapshot.interrupts)
+            return self._step(session_id, values)
+        async with self._locks.hold(session_id):  # a run in flight or a dead one
+            return await self._current_step(session_id)
 
-    async def answer(self, session_id: uuid.UUID, answer: str | None, stop: bool = False
-                     ) -> InterviewStep:
-        """Resume the interview with the candidate's answer (and/or a stop)."""
-        snapshot = await self._graph.aget_state(_config(session_id))
-        if not snapshot.interrupts:
-            if not snapshot.values:
-                await self._services.storage.sessions.get_session(session_id)
-            raise NoPendingQuestionError(
-                f"session {session_id} is not waiting for an answer"
+    async def answer(
+        self,
+        session_id: uuid.UUID,
+        answer: str | None,
+        stop: bool = False,
+        *,
+        turn: int | None = None,
+    ) -> InterviewStep:
+        """Resume the interview with the candidate's answer (and/or a stop).
+
+        Idempotent on (session, turn, answer): re-sending the answer of a turn already
+        answered (after a dropped connection) returns the current step without changing
+        anything; a different answer for an answered turn is a `TurnConflictError`. Without
+        `turn`, an answer equal to the previous turn's, sent within `RESEND_WINDOW_S` of it,
+        counts as such a re-send (send `turn` to give one answer to two questions in a row).
+        """
+        session_id = check_session_id(session_id)
+        answer, stop = check_answer(answer, stop)
+        if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
+            raise InvalidRequestError("turn", "must be an integer >= 1")
+        async with self._locks.hold(session_id):
+            step = await self._current_step(session_id)
+            transcript = await self._services.storage.sessions.get_transcript(session_id)
+            if step.question is not None and turn in (None, step.question.turn):
+                previous = _last_answered(transcript)
+                resent = (
+                    turn is None
+                    and not stop
+                    and answer is not None
+                    and previous is not None
+                    and previous.answer_text == answer
+                    and previous.turn == step.question.turn - 1
+                    and _recent(previous)
+                )
+                if not resent:
+                    return await self._resume(session_id, answer, stop)
+                return step
+            return self._replayed(session_id, step, transcript, answer, stop, turn)
+
+    def _replayed(
+        self,
+        session_id: uuid.UUID,
+        step: InterviewStep,
+        transcript: Sequence[TurnView],
+        answer: str | None,
+        stop: bool,
+        turn: int | None,
+    ) -> InterviewStep:
+        """A request for a turn that is not pending: a re-send (same step) or a conflict."""
+        target = (
+            next((t for t in transcript if t.turn == turn), None)
+            if turn is not None
+            else _last_answered(transcript)
+        )
+        if answer is None:  # a bare stop of an interview that has already ended
+            if step.question is None and step.status in {"completed", "abandoned"}:
+                return step
+        elif target is not None and target.answer_text is not None:
+            if target.answer_text == answer:
+                return step
+            raise TurnConflictError(
+                f"turn {target.turn} of session {session_id} already has a different answer"
             )
+        if step.status in {"completed", "abandoned"}:
+            raise SessionEndedError(session_id)
+        if turn is not None and step.question is not None:
+            raise NoPendingQuestionError(
+                f"session {session_id} waits for the answer of turn {step.question.turn}, "
+                f"not {turn}"
+            )
+        raise NoPendingQuestionError(f"session {session_id} is not waiting for an answer")
+
+    async def _resume(self, session_id: uuid.UUID, answer: str | None, stop: bool) -> InterviewStep:
         resume: dict[str, Any] = {"stop": stop}
         if answer is not None:
             resume["answer"] = answer
         result = await self._run(Command(resume=resume), session_id)
+        interrupts = result.get("__interrupt__") or []
+        if interrupts and interrupts[0].value.get("error"):
+            # Refused inside the node (only the database could tell): the question is
+            # pending again, unchanged, and the interview stays usable.
+            raise InvalidRequestError("answer", str(interrupts[0].value["error"]))
         return self._step(session_id, result)
 
+    # ------------------------------------------------------------------ submissions
     async def submit(self, session_id: uuid.UUID, reevaluate: bool = False) -> SessionReport:
-        """Evaluate whatever is pending for an existing session and close it (idempotent)."""
-        session = await self._services.storage.sessions.get_session(session_id)
-        if not session.is_ended:
-            await self._run(
-                {"session_id": str(session_id), "mode": "submission",
-                 "position": session.position, "language": session.language,
-                 "participant_id": session.participant_id, "max_turns": session.max_turns,
-                 "reevaluate": reevaluate},
-                session_id,
-            )
+        """Evaluate whatever is pending for an existing session and close it.
+
+        Single-flight and idempotent: concurrent calls run one at a time; the first
+        evaluates, the others find the session closed and return the same report. An
+        interview with no answered turn ends as `abandoned` (nothing to evaluate).
+        """
+        session_id = check_session_id(session_id)
+        check_flag("reevaluate", reevaluate)
+        storage = self._services.storage
+        if (await storage.sessions.get_session(session_id)).is_ended:
+            return await self.report(session_id)  # closed for good: no lock needed
+        async with self._locks.hold(session_id):
+            session = await storage.sessions.get_session(session_id)
+            if not session.is_ended:
+                transcript = await storage.sessions.get_transcript(session_id)
+                if _last_answered(transcript) is None:
+                    await storage.evaluations.abandon_session(session_id)
+                else:
+                    await self._run_submission(
+                        {
+                            "session_id": str(session_id),
+                            "mode": "submission",
+                            "position": session.position,
+                            "language": session.language,
+                            "participant_id": session.participant_id,
+                            "max_turns": session.max_turns,
+                            "reevaluate": reevaluate,
+                        },
+                    )
         return await self.report(session_id)
 
     async def submit_transcript(
@@ -198,37 +445,94 @@ class InterviewService:
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
-        With the `session_id` of an already closed session and the same transcript, the
-        stored report is returned unchanged (idempotent resubmission).
+        With the `session_id` of an earlier submission and the same transcript, the stored
+        report is returned (idempotent; an open one, e.g. after a judge failure, is
+        completed). A different transcript or profile, or the session of an interview, is
+        refused (`TurnConflictError`, `SessionEndedError`, `SessionKindError`) and nothing
+        is changed.
         """
-        session_id = session_id or uuid.uuid4()
-        try:
-            existing = await self._services.storage.sessions.get_session(session_id)
-        except SessionNotFoundError:
-            existing = None
-        if existing is not None and existing.is_ended:
-            report = await self.report(session_id)
-            stored = [(t.question, t.answer) for t in report.turns]
-            if stored == [(item["question"], item["answer"]) for item in transcript]:
-                return report
-        await self._run(
-            {
-                "session_id": str(session_id),
-                "participant_id": participant_id,
-                "exam_id": exam_id,
-                "position": position,
-                "language": language,
-                "max_turns": len(transcript),
-                "mode": "submission",
-                "transcript": list(transcript),
-                "reevaluate": reevaluate,
-            },
-            session_id,
-        )
-        return await self.report(session_id)
+        check_profile(participant_id, position, language, exam_id)
+        items = check_transcript(transcript)
+        check_flag("reevaluate", reevaluate)
+        sid = uuid.uuid4() if session_id is None else check_session_id(session_id)
+        async with self._locks.hold(sid):
+            if session_id is not None:
+                existing = await self._existing_submission(
+                    sid, items, participant_id, position, language, exam_id
+                )
+                if existing is not None and existing.is_ended:
+                    return await self.report(sid)
+            await self._run_submission(
+                {
+                    "session_id": str(sid),
+                    "participant_id": participant_id,
+                    "exam_id": exam_id,
+                    "position": position,
+                    "language": language,
+                    "max_turns": len(items),
+                    "mode": "submission",
+                    "transcript": items,
+                    "reevaluate": reevaluate,
+                }
+            )
+        return await self.report(sid)
 
+    async def _existing_submission(
+        self,
+        session_id: uuid.UUID,
+        items: Sequence[TranscriptItem],
+        participant_id: str,
+        position: str,
+        language: str,
+        exam_id: str | None,
+    ) -> SessionView | None:
+        """The stored session this re-submission targets, if its request matches it."""
+        storage = self._services.storage
+        try:
+            session = await storage.sessions.get_session(session_id)
+        except SessionNotFoundError:
+            return None
+        if await self._is_interview(session_id):
+            raise SessionKindError(
+                f"session {session_id} is an interview; answer it or use "
+                f"POST /sessions/{session_id}/submit to end it"
+            )
+        stored = await storage.sessions.get_transcript(session_id)
+        same_profile = (
+            session.participant_id,
+            session.position,
+            session.language,
+            session.exam_id,
+        ) == (participant_id, position, language, exam_id)
+        mismatch = next(
+            (
+                index
+                for index, view in enumerate(stored)
+                if index >= len(items)
+                or view.question_text != items[index]["question"]
+                or (view.answer_text is not None and view.answer_text != items[index]["answer"])
+            ),
+            None,
+        )
+        if session.is_ended and (
+            not same_profile or mismatch is not None or len(stored) != len(items)
+        ):
+            raise SessionEndedError(session_id)
+        if not same_profile:
+            raise TurnConflictError(
+                f"session {session_id} was submitted with a different participant, position, "
+                "language or exam"
+            )
+        if mismatch is not None:
+            raise TurnConflictError(
+                f"turn {mismatch + 1} of session {session_id} differs from the stored transcript"
+            )
+        return session
+
+    # ------------------------------------------------------------------ reports
     async def report(self, session_id: uuid.UUID) -> SessionReport:
         """The stored transcript and evaluations of a session."""
+        session_id = check_session_id(session_id)
         storage = self._services.storage
         session = await storage.sessions.get_session(session_id)
         transcript = await storage.sessions.get_transcript(session_id)
@@ -237,8 +541,7 @@ class InterviewService:
             e.turn: e.details for e in evaluations if e.evaluation_type is EvaluationType.TURN_EVAL
         }
         holistic = next(
-            (e.details for e in evaluations
-             if e.evaluation_type is EvaluationType.HOLISTIC_FLOW),
+            (e.details for e in evaluations if e.evaluation_type is EvaluationType.HOLISTIC_FLOW),
             None,
         )
         scores = [float(details["score"]) for details in by_turn.values()]
@@ -255,7 +558,9 @@ class InterviewService:
             ended_at=session.ended_at.isoformat() if session.ended_at else None,
             turns=[
                 TurnReport(
-                    turn=t.turn, question=t.question_text, answer=t.answer_text,
+                    turn=t.turn,
+                    question=t.question_text,
+                    answer=t.answer_text,
                     evaluation=by_turn.get(t.turn),
                 )
                 for t in transcript
@@ -263,4 +568,5 @@ class InterviewService:
             holistic=holistic,
             turn_score_mean=round(sum(scores) / len(scores), 2) if scores else None,
             flags=flags,
+            status=ended_status(evaluations) if session.is_ended else "open",
         )

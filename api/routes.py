@@ -65,11 +65,18 @@ async def get_interview(session_id: uuid.UUID, app: AppDep) -> InterviewStepOut:
 
 @router.post("/interviews/{session_id}/answers", response_model=InterviewStepOut,
              tags=["interviews"])
-async def answer(session_id: uuid.UUID, body: AnswerIn, app: AppDep) -> InterviewStepOut:
+async def answer(
+    session_id: uuid.UUID, body: AnswerIn, app: AppDep,
+    turn: Annotated[int | None, Query(ge=1, le=1_000, description=(
+        "The turn answered (as shown with the question): re-sending the same answer for "
+        "it returns the current step; a different one is a 409."))] = None,
+) -> InterviewStepOut:
     """Answer the pending question; the answer is stored before this returns."""
     if body.answer is None and not body.stop:
         raise HTTPException(status_code=422, detail="answer is required unless stop is true")
-    return _step_out(await app.interviews.answer(session_id, body.answer, body.stop))
+    return _step_out(
+        await app.interviews.answer(session_id, body.answer, body.stop, turn=turn)
+    )
 
 
 @router.post("/sessions/{session_id}/submit", response_model=ReportOut, tags=["sessions"])

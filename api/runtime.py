@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from api.interviews import InterviewService
 from graph.context import Services, build_services
 from graph.graph import build_graph
+from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
 from storage.services import Storage
 from storage.settings import Settings
+
+#: Our types stored in checkpoints (the state travels inside `Send` packets); the TypedDicts
+#: of the state are plain dicts at run time and need no entry.
+CHECKPOINT_TYPES: tuple[type, ...] = (InterviewState,)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ async def open_runtime(
     try:
         services = await build_services(settings, storage=opened)
         try:
-            async with open_checkpointer(opened.db.urls.libpq) as checkpointer:
+            async with open_checkpointer(
+                opened.db.urls.libpq, allowed_types=CHECKPOINT_TYPES
+            ) as checkpointer:
                 interviews = InterviewService(build_graph(checkpointer), services)
                 yield AppRuntime(settings, services, interviews)
         finally:

@@ -139,6 +139,7 @@ class ReportOut(BaseModel):
     holistic: dict[str, Any] | None
     turn_score_mean: float | None
     flags: list[str]
+    status: Literal["open", "completed", "abandoned"] = "open"
 
 
 class EvaluationOut(BaseModel):

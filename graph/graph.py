@@ -49,11 +49,17 @@ def build_graph(
         after_open,
         ["generate_question", "evaluate_turn", "evaluate_holistic_flow", "close_session"],
     )
+    # A stop before any answer skips 6a: close_session then ends the session as abandoned.
     builder.add_conditional_edges(
-        "generate_question", after_question, ["intake_answer", "evaluate_holistic_flow"]
+        "generate_question",
+        after_question,
+        ["intake_answer", "evaluate_holistic_flow", "close_session"],
     )
+    # A refused answer loops back to intake_answer, which asks again saying why.
     builder.add_conditional_edges(
-        "intake_answer", after_answer, ["evaluate_turn", "evaluate_holistic_flow"]
+        "intake_answer",
+        after_answer,
+        ["intake_answer", "evaluate_turn", "evaluate_holistic_flow", "close_session"],
     )
     # 5: route after each turn evaluation.
     builder.add_conditional_edges(

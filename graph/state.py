@@ -81,7 +81,7 @@ def add_or_reset(current: list[Failure], update: list[Failure] | None) -> list[F
 
 
 Mode = Literal["interview", "submission"]
-Status = Literal["new", "in_progress", "evaluating", "completed"]
+Status = Literal["new", "in_progress", "evaluating", "completed", "abandoned"]
 
 
 @dataclass(kw_only=True)
@@ -110,6 +110,8 @@ class InterviewState:
     holistic: HolisticSummary | None = None
     failures: Annotated[list[Failure], add_or_reset] = field(default_factory=list)
     stop_requested: bool = False
+    answer_error: str | None = None
+    """Why the last resume value was refused; intake_answer asks again, saying so."""
     status: Status = "new"
     ended_at: str | None = None
 

@@ -4,8 +4,12 @@ The node re-runs from its start when resumed, so nothing happens before `interru
 answer is persisted immediately after (an answer accepted is an answer persisted), with an
 idempotent write keyed on (session, turn).
 
-An invalid resume value does not fail the run: the node interrupts again with the same
-question and an `error` saying what was wrong. Resume with `Command(resume=...)` and one of:
+An invalid resume value never fails the run: whether this node or the database refuses it
+(bad shape, blank, too long, NUL or a lone surrogate, a different answer already stored),
+the graph comes back to this node, which interrupts again with the same question and an `error`
+saying what was wrong, so the bad value never stays pending in the checkpoint. (The facade
+validates before resuming as well.)
+Resume with `Command(resume=...)` and one of:
 - a string: the answer;
 - `{"answer": "...", "stop": true}`: the answer, then end the interview early;
 - `{"stop": true}`: end the interview now without answering.
@@ -21,6 +25,9 @@ from langgraph.types import interrupt
 
 from graph.context import Context, resolve_services
 from graph.state import InterviewState, TurnRecord
+from storage.errors import InvalidTextError, TurnConflictError
+from storage.text import text_problem
+from storage.views import TurnView
 
 MAX_ANSWER_CHARS = 20_000
 
@@ -39,7 +46,10 @@ def parse_resume(value: object) -> tuple[str | None, bool]:
         if unknown:
             raise InvalidAnswerError(f"unknown resume keys {sorted(unknown)}; use answer, stop")
         answer = value.get("answer")
-        stop = bool(value.get("stop", False))
+        stop_value = value.get("stop", False)
+        if not isinstance(stop_value, bool):
+            raise InvalidAnswerError(f"stop must be a boolean, got {type(stop_value).__name__}")
+        stop = stop_value
         if answer is None and not stop:
             raise InvalidAnswerError("resume value needs an 'answer' (or 'stop': true)")
     else:
@@ -49,36 +59,56 @@ def parse_resume(value: object) -> tuple[str | None, bool]:
         )
     if answer is not None and not isinstance(answer, str):
         raise InvalidAnswerError(f"answer must be a string, got {type(answer).__name__}")
-    if answer is not None and len(answer) > MAX_ANSWER_CHARS:
-        raise InvalidAnswerError(f"answer is longer than {MAX_ANSWER_CHARS} characters")
+    if answer is not None:
+        if len(answer) > MAX_ANSWER_CHARS:
+            raise InvalidAnswerError(f"answer is longer than {MAX_ANSWER_CHARS} characters")
+        if not answer.strip():
+            raise InvalidAnswerError("answer must not be blank (resume with stop to end)")
+        problem = text_problem(answer)
+        if problem is not None:
+            raise InvalidAnswerError(f"answer {problem}")
     return answer, stop
 
 
+async def _record(
+    state: InterviewState, runtime: Runtime[Context], turn: int, answer: str
+) -> TurnView:
+    services = await resolve_services(runtime.context)
+    assert state.session_id is not None
+    return await services.storage.sessions.record_answer(
+        uuid.UUID(state.session_id), turn, answer
+    )
+
+
 async def intake_answer(state: InterviewState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Interrupt with the pending question; store the answer given on resume."""
+    """Interrupt with the pending question; store the answer given on resume.
+
+    A refused value ends this execution with `answer_error` set, and the graph comes straight
+    back here to ask again (one interrupt per execution). Looping on `interrupt()` inside one
+    execution would replay the refused values from the checkpoint on every later resume,
+    after LangGraph's serializer may have changed them (a lone surrogate comes back as "?",
+    which would then pass as an answer).
+    """
     current = state.turns[-1]
-    prompt = {
+    prompt: dict[str, Any] = {
         "session_id": state.session_id,
         "turn": current["turn"],
         "max_turns": state.max_turns,
         "question": current["question"],
         "category": current["category"],
     }
+    if state.answer_error:
+        prompt["error"] = state.answer_error
     value = interrupt(prompt)
-    while True:
-        try:
-            answer, stop = parse_resume(value)
-            break
-        except InvalidAnswerError as exc:
-            # Ask again, saying what was wrong; the bad value is never stored.
-            value = interrupt({**prompt, "error": str(exc)})
-    if answer is None:
-        return {"stop_requested": True}
-    services = await resolve_services(runtime.context)
-    assert state.session_id is not None
-    stored = await services.storage.sessions.record_answer(
-        uuid.UUID(state.session_id), current["turn"], answer
-    )
+    try:
+        answer, stop = parse_resume(value)
+        if answer is None:
+            return {"stop_requested": True, "answer_error": None}
+        stored = await _record(state, runtime, current["turn"], answer)
+    except (InvalidAnswerError, InvalidTextError, TurnConflictError) as exc:
+        # Ask again, saying what was wrong: a refused value never stays pending (a raise
+        # here would leave it in the checkpoint, to fail every later resume).
+        return {"answer_error": str(exc)}
     record = TurnRecord(
         turn=current["turn"],
         question=current["question"],
@@ -86,4 +116,4 @@ async def intake_answer(state: InterviewState, runtime: Runtime[Context]) -> dic
         category=current["category"],
         answer=stored.answer_text,
     )
-    return {"turns": [record], "stop_requested": stop}
+    return {"turns": [record], "stop_requested": stop, "answer_error": None}

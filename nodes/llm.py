@@ -6,8 +6,8 @@ here once:
   out twenty TURN_EVALs does not trip the provider's rate limit;
 - our own retries with exponential backoff (the client's retries are switched off so the
   attempt count, the backoff and the error reported are ours and testable), on transport
-  errors, timeouts, 429, 5xx *and* invalid structured output, but never on other 4xx, which
-  no retry can fix;
+  errors, timeouts, 429, 5xx *and* every malformed reply, but never on other 4xx, which no
+  retry can fix: the policy is `nodes.retry` (tenacity);
 - token usage summed over every attempt (a retried evaluation costs more, and that should be
   visible in `details.usage`) and the latency of the whole call.
 """
@@ -15,16 +15,13 @@ here once:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
 import time
 import weakref
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-import openai
-from langchain_core.exceptions import ModelError, ModelRefusalError, OutputParserException
+from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
@@ -35,19 +32,34 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from nodes.details import Usage
 from nodes.judge import JudgeError
+from nodes.retry import (  # re-exported: the retry policy's public names
+    MAX_BACKOFF_S,
+    FinalLLMError,
+    RetryableLLMError,
+    backoff_delay,
+    classify_failure,
+    describe,
+    llm_retrying,
+)
 from storage.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_BACKOFF_S",
+    "ConcurrencyLimit",
+    "LLMConfigurationError",
+    "backoff_delay",
+    "call_structured",
+    "make_chat_model",
+    "structured_runnable",
+]
 
 T = TypeVar("T", bound=BaseModel)
 
 #: API key sent when only a base URL is configured: local OpenAI-compatible servers (vLLM,
 #: Ollama, llama.cpp, LM Studio) ignore it, but the openai client refuses an empty one.
 PLACEHOLDER_API_KEY = "not-needed"
-#: Upper bound of one backoff delay, whatever the attempt number or a Retry-After header says.
-MAX_BACKOFF_S = 60.0
-#: Relative random jitter added to each backoff delay (never subtracted: delays only grow).
-BACKOFF_JITTER = 0.1
 
 # Structured-output method: "function_calling", deliberately, although the installed
 # ChatOpenAI (langchain-openai 1.7) defaults to "json_schema". Two reasons:
@@ -63,24 +75,6 @@ BACKOFF_JITTER = 0.1
 # Strict tool schemas (strict=True) are not requested for the same reach reason; the
 # pydantic model validates every result and an invalid one is retried.
 STRUCTURED_OUTPUT_METHOD: Literal["function_calling"] = "function_calling"
-
-_INVALID_OUTPUT_ERRORS: tuple[type[BaseException], ...] = (
-    ValidationError,
-    OutputParserException,
-    json.JSONDecodeError,
-    openai.APIResponseValidationError,
-    openai.LengthFinishReasonError,
-    openai.ContentFilterFinishReasonError,
-)
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    asyncio.TimeoutError,
-    TimeoutError,
-)
-#: HTTP statuses worth retrying: request timeout, conflict, rate limit (and every 5xx).
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
-
 
 class LLMConfigurationError(ValueError):
     """Neither an API key nor a base URL is configured for the LLM."""
@@ -192,39 +186,6 @@ class _UsageTotal:
         )
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def _retry_after_s(exc: BaseException) -> float | None:
-    """The server's Retry-After hint of a 429/503, in seconds, if it sent one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
-    return None
-
-
-def backoff_delay(backoff_s: float, attempt: int, retry_after_s: float | None = None) -> float:
-    """Delay before retry number `attempt + 1`: `backoff_s * 2**attempt`, plus jitter.
-
-    A server's Retry-After hint raises the delay (never lowers it); `MAX_BACKOFF_S` caps it.
-    """
-    delay = backoff_s * (2.0**attempt)
-    if retry_after_s is not None:
-        delay = max(delay, retry_after_s)
-    delay *= 1 + random.uniform(0, BACKOFF_JITTER)
-    return min(delay, MAX_BACKOFF_S)
-
-
 def _unpack(result: object, schema: type[T]) -> tuple[T | None, object, str | None, bool]:
     """(parsed, raw message, error, whether a retry may help) of one structured result."""
     if isinstance(result, schema):
@@ -236,9 +197,9 @@ def _unpack(result: object, schema: type[T]) -> tuple[T | None, object, str | No
     parsed = result.get("parsed")
     if isinstance(parsing_error, ModelRefusalError):
         # At temperature 0 the same prompt is refused again: retrying only burns tokens.
-        return None, raw, f"the model refused: {_describe(parsing_error)}", False
+        return None, raw, f"the model refused: {describe(parsing_error)}", False
     if parsing_error is not None:
-        return None, raw, f"invalid structured output: {_describe(parsing_error)}", True
+        return None, raw, f"invalid structured output: {describe(parsing_error)}", True
     if parsed is None:
         return None, raw, "invalid structured output: the model returned no parsable result", True
     if isinstance(parsed, schema):
@@ -246,7 +207,7 @@ def _unpack(result: object, schema: type[T]) -> tuple[T | None, object, str | No
     try:
         return schema.model_validate(parsed), raw, None, False
     except ValidationError as exc:
-        return None, raw, f"invalid structured output: {_describe(exc)}", True
+        return None, raw, f"invalid structured output: {describe(exc)}", True
 
 
 async def call_structured(
@@ -262,10 +223,11 @@ async def call_structured(
     """Call a structured-output runnable with bounded concurrency, timeouts and retries.
 
     Each attempt holds a semaphore slot only while its request is in flight (not while it
-    backs off) and is cut off after `timeout_s`. Retried: transport errors and timeouts, 429,
-    408/409, 5xx, and invalid structured output (a `parsing_error` or no parsed result).
-    Final at once: any other HTTP 4xx, a refusal, and unexpected exceptions (still raised as
-    `JudgeError`, so one broken evaluation does not abort its siblings in a fan-out).
+    backs off) and is cut off after `timeout_s`. What is retried is `nodes.retry`'s policy:
+    transport errors and timeouts, 429, 408/409, 5xx, and every malformed reply (a
+    `parsing_error`, no parsed result, no `choices`, an error body in a 200). Final at once:
+    any other HTTP 4xx, a refusal, and unexpected exceptions (still raised as `JudgeError`,
+    so one broken evaluation does not abort its siblings in a fan-out).
 
     Args:
         runnable: From `structured_runnable` (`include_raw=True` output: raw, parsed,
@@ -285,69 +247,36 @@ async def call_structured(
         JudgeError: The request was refused (non-retryable 4xx) or every attempt failed; the
             message names the last error and `attempts` counts the attempts made.
     """
-    attempts = max_retries + 1
     usage = _UsageTotal()
     started: float | None = None
-    last_error = "no attempt made"
-    retry_after: float | None = None
-    for attempt in range(attempts):
-        if attempt:
-            delay = backoff_delay(backoff_s, attempt - 1, retry_after)
-            logger.info(
-                "LLM attempt %d/%d failed (%s); retrying in %.2fs",
-                attempt, attempts, last_error, delay,
-            )
-            await asyncio.sleep(delay)
-        retry_after = None
-        async with semaphore:
-            if started is None:
-                started = time.perf_counter()
-            usage.calls += 1
-            try:
-                async with asyncio.timeout(timeout_s):
-                    result = await runnable.ainvoke(list(messages))
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                last_error = f"HTTP {status}: {_describe(exc)}"
-                if status < 500 and status not in _RETRYABLE_STATUS:
-                    raise JudgeError(
-                        f"LLM request refused ({last_error}); not retried",
-                        attempts=attempt + 1,
-                    ) from exc
-                retry_after = _retry_after_s(exc)
-                continue
-            except _TRANSPORT_ERRORS as exc:
-                if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-                    last_error = f"timed out after {timeout_s:g}s"
-                else:
-                    last_error = _describe(exc)
-                continue
-            except _INVALID_OUTPUT_ERRORS as exc:
-                last_error = f"invalid structured output: {_describe(exc)}"
-                continue
-            except ModelError as exc:  # other providers' classified errors (langchain-core)
-                last_error = _describe(exc)
-                if not exc.is_retryable:
-                    raise JudgeError(
-                        f"LLM request failed ({last_error}); not retried", attempts=attempt + 1
-                    ) from exc
-                continue
-            except Exception as exc:
-                # Unknown failures are not retried, but still surface as JudgeError so one
-                # broken evaluation does not abort its siblings in a fan-out.
-                logger.exception("LLM call failed with an unexpected error")
-                raise JudgeError(
-                    f"LLM call failed: {_describe(exc)}", attempts=attempt + 1
-                ) from exc
-        parsed, raw, error, retryable = _unpack(result, schema)
-        usage.add(raw)
-        if parsed is not None:
-            latency_ms = (time.perf_counter() - (started or time.perf_counter())) * 1000
-            return parsed, usage.freeze(), round(latency_ms, 1)
-        last_error = error or "invalid structured output"
-        if not retryable:
-            raise JudgeError(f"LLM call failed: {last_error}; not retried", attempts=attempt + 1)
-    raise JudgeError(
-        f"LLM call failed after {attempts} attempt{'s' if attempts != 1 else ''}: {last_error}",
-        attempts=attempts,
-    )
+    attempts = 0
+    try:
+        async for attempt in llm_retrying(max_retries, backoff_s):
+            with attempt:
+                attempts += 1
+                async with semaphore:
+                    if started is None:
+                        started = time.perf_counter()
+                    usage.calls += 1
+                    try:
+                        async with asyncio.timeout(timeout_s):
+                            result = await runnable.ainvoke(list(messages))
+                    except Exception as exc:
+                        raise classify_failure(exc, timeout_s) from exc
+                parsed, raw, error, retryable = _unpack(result, schema)
+                usage.add(raw)
+                if parsed is None:
+                    problem = error or "invalid structured output"
+                    if retryable:
+                        raise RetryableLLMError(problem)
+                    raise FinalLLMError(f"LLM call failed: {problem}; not retried")
+                latency_ms = (time.perf_counter() - (started or time.perf_counter())) * 1000
+                return parsed, usage.freeze(), round(latency_ms, 1)
+    except FinalLLMError as exc:  # chained to what the client raised, when it raised
+        raise JudgeError(str(exc), attempts=attempts) from (exc.__cause__ or exc)
+    except RetryableLLMError as exc:
+        raise JudgeError(
+            f"LLM call failed after {attempts} attempt{'s' if attempts != 1 else ''}: {exc}",
+            attempts=attempts,
+        ) from (exc.__cause__ or exc)
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover

@@ -25,16 +25,30 @@ def after_open(state: InterviewState) -> list[Send] | Literal["generate_question
     return sends or "close_session"
 
 
-def after_question(state: InterviewState) -> Literal["intake_answer", "evaluate_holistic_flow"]:
+def _wrap_up(state: InterviewState) -> Literal["evaluate_holistic_flow", "close_session"]:
+    """Evaluate the flow when something was answered; else close as abandoned at once."""
+    return "evaluate_holistic_flow" if state.answered_turns() else "close_session"
+
+
+def after_question(
+    state: InterviewState,
+) -> Literal["intake_answer", "evaluate_holistic_flow", "close_session"]:
     """Wait for the answer, unless the bank had nothing left to ask."""
-    return "evaluate_holistic_flow" if state.stop_requested else "intake_answer"
+    return _wrap_up(state) if state.stop_requested else "intake_answer"
 
 
-def after_answer(state: InterviewState) -> Send | Literal["evaluate_holistic_flow"]:
-    """Evaluate the answer just given; a stop without an answer goes straight to 6a."""
+def after_answer(
+    state: InterviewState,
+) -> Send | Literal["intake_answer", "evaluate_holistic_flow", "close_session"]:
+    """Evaluate the answer just given; a stop without an answer goes to 6a (or 7).
+
+    A refused resume value goes back to intake_answer, which asks again with the error.
+    """
+    if state.answer_error:
+        return "intake_answer"
     last = state.turns[-1]
     if last["answer"] is None:
-        return "evaluate_holistic_flow"
+        return _wrap_up(state)
     (task,) = turn_tasks(state, [last["turn"]])
     return Send("evaluate_turn", task)
 

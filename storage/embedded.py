@@ -115,6 +115,28 @@ def drop_database(server: EmbeddedServer, database: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class EmbeddedStatus:
+    """A running embedded server, as its `postmaster.pid` and the process table say."""
+
+    data_dir: Path
+    socket_dir: Path | None
+    pid: int
+
+
+def embedded_status(data_dir: Path) -> EmbeddedStatus | None:
+    """The server running in `data_dir`, or None when none runs there (nothing is started)."""
+    from pgserver.utils import PostmasterInfo
+
+    data_dir = data_dir.resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return None
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    if info is None or not info.is_running():
+        return None
+    return EmbeddedStatus(data_dir=data_dir, socket_dir=info.socket_dir, pid=info.pid)
+
+
 def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the server running in `data_dir`; return False when none was running."""
     from pgserver.utils import PostmasterInfo

@@ -121,6 +121,11 @@ _UPSERT_HOLISTIC = text(
     bindparam("details", type_=JSONB),
 )
 
+_END_SESSION = text(
+    "UPDATE prompt_sessions SET ended_at = now(), updated_at = now() "
+    "WHERE id = :id RETURNING ended_at"
+).bindparams(bindparam("id", type_=UUID(as_uuid=True)))
+
 
 def _saved(result: Result[Any]) -> list[SavedEvaluation]:
     return [
@@ -327,12 +332,40 @@ class EvaluationStorageService:
                 raise SessionIncompleteError(
                     f"session {session_id} cannot be closed: {'; '.join(parts)}"
                 )
-            ended_at = await s.scalar(
-                text(
-                    "UPDATE prompt_sessions SET ended_at = now(), updated_at = now() "
-                    "WHERE id = :id RETURNING ended_at"
-                ).bindparams(bindparam("id", type_=UUID(as_uuid=True))),
-                {"id": session_id},
+            ended_at = await s.scalar(_END_SESSION, {"id": session_id})
+            assert isinstance(ended_at, datetime)
+            return ended_at
+
+    async def abandon_session(self, session_id: uuid.UUID) -> datetime:
+        """End a session in which no turn was answered: `ended_at` set, nothing evaluated.
+
+        This is how an interview stopped (or submitted) before its first answer ends: there
+        is nothing to evaluate, so `close_session`'s rule (every answered turn evaluated plus
+        a HOLISTIC_FLOW) cannot apply. Idempotent: an ended session returns its `ended_at`.
+        A session with an answered turn raises `SessionIncompleteError` and stays open, so
+        an answer is never dropped unevaluated. The row lock (FOR UPDATE, as `record_answer`
+        takes) means an answer arriving at the same moment is either stored first (and then
+        refuses the abandon) or refused as `SessionEndedError`.
+        """
+        async with self._db.transaction() as s:
+            row = await s.get(PromptSession, session_id, with_for_update=True)
+            if row is None:
+                raise SessionNotFoundError(session_id)
+            if row.ended_at is not None:
+                return row.ended_at
+            answered = await s.scalar(
+                select(PromptMessage.turn)
+                .where(
+                    PromptMessage.session_id == session_id,
+                    PromptMessage.answer_text.is_not(None),
+                )
+                .limit(1)
             )
+            if answered is not None:
+                raise SessionIncompleteError(
+                    f"session {session_id} cannot be abandoned: turn {answered} is answered; "
+                    "evaluate it and close the session instead"
+                )
+            ended_at = await s.scalar(_END_SESSION, {"id": session_id})
             assert isinstance(ended_at, datetime)
             return ended_at

@@ -57,7 +57,9 @@ async def test_interview_over_http(client: httpx.AsyncClient) -> None:
 
     step = (await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})).json()
     assert step["question"]["turn"] == 2 and step["last_evaluation"]["turn"] == 1
-    step = (await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})).json()
+    # (A different answer: the same text again within a minute would be taken for a retry.)
+    step = (await client.post(f"/interviews/{session_id}/answers",
+                              json={"answer": ANSWER + " We also load-tested it."})).json()
     assert step["status"] == "completed" and step["question"] is None
     assert step["holistic_score"] is not None
 

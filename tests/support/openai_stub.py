@@ -48,9 +48,13 @@ from starlette.routing import Route
 
 __all__ = ["FaultKind", "OpenAIStub", "deterministic_score", "synthesize_from_schema"]
 
-FaultKind = Literal["500", "429", "timeout", "malformed"]
+FaultKind = Literal[
+    "500", "429", "timeout", "malformed", "no_choices", "empty_tool_call", "error_body"
+]
 
-_FAULT_KINDS: frozenset[str] = frozenset({"500", "429", "timeout", "malformed"})
+_FAULT_KINDS: frozenset[str] = frozenset(
+    {"500", "429", "timeout", "malformed", "no_choices", "empty_tool_call", "error_body"}
+)
 _MALFORMED_JSON = '{"score": "high"'
 # Tool-call arguments that are valid JSON but violate the schema: langchain files
 # unparsable arguments under ``invalid_tool_calls`` and its ``first_tool_only``
@@ -554,7 +558,10 @@ class OpenAIStub:
                 answering), or ``"malformed"`` (HTTP 200 whose ``content`` is
                 the truncated JSON ``{"score": "high"`` or, for tool calls, whose
                 ``arguments`` are ``{"score": "high"}``: valid JSON that misses
-                required fields and has a wrongly typed ``score``).
+                required fields and has a wrongly typed ``score``), ``"no_choices"``
+                (HTTP 200 without ``choices``), ``"empty_tool_call"`` (HTTP 200 whose
+                message has no tool call and empty content) or ``"error_body"`` (HTTP
+                200 whose body is an OpenAI-style ``{"error": ...}``).
             times: How many matching requests get the fault; ``None`` = forever.
             match: Only requests whose raw body text contains this substring
                 are affected; ``None`` = any request.
@@ -689,6 +696,12 @@ class OpenAIStub:
                 )
             if fault == "timeout":
                 await self._sleep(self.timeout_sleep_s, request)
+            if fault == "error_body":  # some gateways report errors with HTTP 200
+                return JSONResponse(
+                    {"error": {"message": "upstream overloaded (stub fault)",
+                               "type": "server_error", "param": None, "code": None}},
+                    headers=self._conn_headers(),
+                )
 
             plan = self._plan(body, malformed=fault == "malformed")
             messages = body.get("messages") or []
@@ -720,7 +733,9 @@ class OpenAIStub:
                 "refusal": None,
                 "annotations": [],
             }
-            if plan.mode == "tool":
+            if fault == "empty_tool_call":
+                message["content"] = ""  # neither a tool call nor any text
+            elif plan.mode == "tool":
                 message["tool_calls"] = [
                     {
                         "id": f"call_{uuid.uuid4().hex[:24]}",
@@ -730,6 +745,12 @@ class OpenAIStub:
                 ]
             else:
                 message["content"] = plan.payload
+            if fault == "no_choices":  # the openai SDK then fails with a bare TypeError
+                return JSONResponse(
+                    {"id": completion_id, "object": "chat.completion", "created": created,
+                     "model": model, "usage": usage},
+                    headers=self._conn_headers(),
+                )
             return JSONResponse(
                 {
                     "id": completion_id,

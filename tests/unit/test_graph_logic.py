@@ -51,19 +51,28 @@ def test_after_open_fans_out_pending_turns_and_holistic_in_parallel() -> None:
 
 
 def test_after_question_and_answer() -> None:
-    assert after_question(InterviewState(stop_requested=True)) == "evaluate_holistic_flow"
+    answered = [turn(1), turn(2, None)]
+    assert after_question(InterviewState(stop_requested=True, turns=answered)) == (
+        "evaluate_holistic_flow")
+    # Nothing answered: nothing to evaluate, the session ends as abandoned.
+    assert after_question(InterviewState(stop_requested=True)) == "close_session"
     assert after_question(InterviewState()) == "intake_answer"
     send = after_answer(InterviewState(session_id="s", turns=[turn(1)]))
     assert isinstance(send, Send) and send.arg["answer"] == "a"
-    assert after_answer(InterviewState(session_id="s", turns=[turn(1, None)])) == (
+    assert after_answer(InterviewState(session_id="s", turns=answered)) == (
         "evaluate_holistic_flow")
+    assert after_answer(InterviewState(session_id="s", turns=[turn(1, None)])) == (
+        "close_session")
+    refused = InterviewState(session_id="s", turns=[turn(1, None)], answer_error="blank")
+    assert after_answer(refused) == "intake_answer"
 
 
 def test_parse_resume() -> None:
     assert parse_resume("hello") == ("hello", False)
     assert parse_resume({"answer": "x", "stop": True}) == ("x", True)
     assert parse_resume({"stop": True}) == (None, True)
-    for bad in (42, {"answer": 1}, {}, {"answr": "x"}, "x" * 20_001):
+    for bad in (42, {"answer": 1}, {}, {"answr": "x"}, "x" * 20_001, "a\x00b", "\ud800",
+                " ", {"stop": "yes"}):
         with pytest.raises(InvalidAnswerError):
             parse_resume(bad)
 

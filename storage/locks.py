@@ -1,0 +1,58 @@
+"""One writer per session: a PostgreSQL advisory lock, shared by every process.
+
+Every graph run that changes a session (an answer, a resumed crash, a submission) holds the
+session's lock for its whole duration, so two runs of one session never interleave: a second
+submission waits, then finds the session closed and returns the stored report, and no item is
+judged twice. The lock is transaction-scoped (`pg_advisory_xact_lock`) on a dedicated
+connection: PostgreSQL releases it when the transaction ends, when the connection closes, or
+when the process dies, so a crash can never leave a session locked.
+
+The lock's connection is opened for it alone (no pool): taking it from the engine's pool
+would let many sessions locked at once drain the connections their own runs need, and wait
+forever. Waiters of the same process queue on an `asyncio.Lock` first, so a burst of N
+identical requests holds one lock connection, not N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import String
+
+from storage.database import Database
+
+#: Namespace so the lock keys of sessions never collide with other users of advisory locks.
+_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))").bindparams(
+    bindparam("key", type_=String())
+)
+
+
+class SessionLocks:
+    """`async with locks.hold(session_id):` — exclusive, across processes, per session."""
+
+    def __init__(self, db: Database) -> None:
+        # NullPool: each hold opens its own connection and closes it on release.
+        self._engine = create_async_engine(db.urls.sqlalchemy, poolclass=NullPool)
+        self._local: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, session_id: uuid.UUID) -> AsyncIterator[None]:
+        """Hold the session's lock while the block runs (waits for the current holder)."""
+        lock, users = self._local.get(session_id, (asyncio.Lock(), 0))
+        self._local[session_id] = (lock, users + 1)
+        try:
+            async with lock, self._engine.connect() as conn, conn.begin():
+                await conn.execute(_LOCK_SQL, {"key": f"turnjudge.session:{session_id}"})
+                yield  # the transaction (and the lock) ends when the block does
+        finally:
+            lock, users = self._local[session_id]
+            if users <= 1:
+                del self._local[session_id]
+            else:
+                self._local[session_id] = (lock, users - 1)
