@@ -27,6 +27,7 @@ LABELS: dict[str, dict[str, str]] = {
         "participant": "Participant",
         "position": "Position",
         "language": "Language",
+        "status": "Status",
         "started": "Started",
         "ended": "Ended",
         "open": "not closed yet",
@@ -53,6 +54,7 @@ LABELS: dict[str, dict[str, str]] = {
         "participant": "지원자",
         "position": "직무",
         "language": "언어",
+        "status": "상태",
         "started": "시작",
         "ended": "종료",
         "open": "아직 종료되지 않음",
@@ -74,6 +76,17 @@ LABELS: dict[str, dict[str, str]] = {
         "score": "점수",
         "no_turns": "답변된 턴이 없습니다.",
     },
+}
+
+
+#: How each session status (`SessionReport.status`) reads on the page.
+STATUS_LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "open": "in progress",
+        "completed": "completed",
+        "abandoned": "abandoned (stopped before any answer)",
+    },
+    "ko": {"open": "진행 중", "completed": "평가 완료", "abandoned": "중단됨 (답변 전에 종료)"},
 }
 
 
@@ -151,6 +164,7 @@ def _criteria(evaluation: dict[str, Any] | None) -> list[tuple[str, float, str]]
 def render_report_html(report: SessionReport) -> str:
     """The report page for `report`, in the interview's language."""
     labels = LABELS.get(report.language, LABELS["en"])
+    statuses = STATUS_LABELS.get(report.language, STATUS_LABELS["en"])
     turns = [
         {
             "turn": turn.turn,
@@ -170,6 +184,7 @@ def render_report_html(report: SessionReport) -> str:
     return template.render(
         report=report,
         labels=labels,
+        status=statuses.get(report.status, report.status),
         turns=turns,
         chart=score_chart(scored) if scored else None,
         holistic_criteria=_criteria(report.holistic),

@@ -34,6 +34,7 @@ def report_renderable(report: SessionReport) -> Group:
     header = Text.assemble(
         (f"session {report.session_id}\n", "bold"),
         f"participant {report.participant_id} · {report.position} · {report.language} · ",
+        (f"{report.status} · ", "bold"),
         f"started {report.started_at[:19]} · ",
         (f"ended {report.ended_at[:19]}" if report.ended_at else "not closed yet"),
     )
