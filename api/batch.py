@@ -2,6 +2,8 @@
 
 Each record is validated with the same schema as the HTTP submission endpoint, so a bad record
 is reported with the field that is wrong and nothing of it is stored; the other records go on.
+With `--queue` the records are stored and queued for workers instead (`queue_file`), a batch
+of up to `QUEUE_BATCH` per transaction, and `--wait` follows them to the end (`wait_queued`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,38 @@ import asyncio
 import dataclasses
 import json
 import sys
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
-from api.interviews import InterviewService
+from api.interviews import InterviewService, TranscriptSubmission
 from api.schemas import SubmitTranscript
+from api.validation import InvalidRequestError
+from graph.state import TranscriptItem
+from storage.queue import JobQueue
+
+#: Submissions stored and queued per transaction by `queue_file`.
+QUEUE_BATCH = 500
+#: Seconds between two looks at the queued sessions' progress (`wait_queued`).
+POLL_S = 0.5
+
+
+def as_submission(body: SubmitTranscript) -> TranscriptSubmission:
+    """The facade's submission from a validated HTTP/CLI record."""
+    return TranscriptSubmission(
+        participant_id=body.participant_id,
+        position=body.position,
+        language=body.language,
+        exam_id=body.exam_id,
+        session_id=body.session_id,
+        reevaluate=body.reevaluate,
+        callback_url=body.callback_url,
+        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+    )
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -67,3 +94,46 @@ async def evaluate_file(
         print(failure, file=sys.stderr)
     print(f"{len(records) - len(failures)} evaluated, {len(failures)} failed", file=sys.stderr)
     return len(failures)
+
+
+async def queue_file(
+    interviews: InterviewService,
+    path: str | Path,
+    *,
+    callbacks_signed: bool = False,
+    batch_size: int = QUEUE_BATCH,
+) -> tuple[list[uuid.UUID], list[str]]:
+    """Store and queue every valid record; return the queued session ids and the failures."""
+    records = read_records(Path(path))
+    valid: list[TranscriptSubmission] = []
+    failures: list[str] = []
+    for index, record in enumerate(records):
+        try:
+            submission = as_submission(SubmitTranscript.model_validate(record))
+            InterviewService.check_submission(submission)
+            if submission.callback_url is not None and not callbacks_signed:
+                raise InvalidRequestError("callback_url", "needs CALLBACK_SECRET on the server")
+            valid.append(submission)
+        except (ValidationError, InvalidRequestError) as exc:
+            failures.append(f"record {index + 1}: {type(exc).__name__}: {exc}")
+    queued: list[uuid.UUID] = []
+    for start in range(0, len(valid), batch_size):
+        results = await interviews.queue_transcripts(valid[start : start + batch_size])
+        queued.extend(result.session_id for result in results)
+    return queued, failures
+
+
+async def wait_queued(jobs: JobQueue, session_ids: Sequence[uuid.UUID]) -> dict[str, int]:
+    """Show a progress bar until every queued session is completed or failed; the counts."""
+    progress = tqdm(total=len(session_ids), desc="evaluating", unit="session", file=sys.stderr)
+    try:
+        while True:
+            counts = await jobs.status_counts(session_ids)
+            done = counts.get("completed", 0) + counts.get("failed", 0)
+            progress.update(done - progress.n)
+            progress.set_postfix(failed=counts.get("failed", 0), refresh=False)
+            if done >= len(session_ids):
+                return counts
+            await asyncio.sleep(POLL_S)
+    finally:
+        progress.close()

@@ -190,22 +190,88 @@ def evaluate(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Sessions evaluated at once.")
     ] = 4,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Store and queue the transcripts for workers (`turnjudge worker`) instead of "
+            "evaluating here; prints the session ids.",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="With --queue: show a progress bar until every queued one is done."
+        ),
+    ] = False,
 ) -> None:
-    """Evaluate whole transcripts (submission mode) with a progress bar."""
-    from api.batch import evaluate_file
+    """Evaluate whole transcripts (submission mode) with a progress bar, or queue them."""
+    from api.batch import evaluate_file, queue_file, wait_queued
+    from api.callbacks import callback_secret
     from api.runtime import open_runtime
 
+    if wait and not queue:
+        raise typer.BadParameter(
+            "--wait follows queued evaluations: add --queue", param_hint="--wait"
+        )
+    if output is not None and queue:
+        raise typer.BadParameter(
+            "reports are written by workers later: use `turnjudge report`", param_hint="--output"
+        )
+
     async def run() -> int:
-        async with open_runtime(get_settings()) as runtime:
-            return await evaluate_file(
-                runtime.interviews,
-                path,
-                output=str(output) if output else None,
-                concurrency=concurrency,
+        settings = get_settings()
+        async with open_runtime(settings) as runtime:
+            if not queue:
+                return await evaluate_file(
+                    runtime.interviews,
+                    path,
+                    output=str(output) if output else None,
+                    concurrency=concurrency,
+                )
+            queued, failures = await queue_file(
+                runtime.interviews, path,
+                callbacks_signed=callback_secret(settings, None) is not None,
             )
+            for session_id in queued:
+                typer.echo(str(session_id))
+            for failure in failures:
+                typer.echo(failure, err=True)
+            typer.echo(f"{len(queued)} queued, {len(failures)} refused", err=True)
+            if wait and queued:
+                counts = await wait_queued(runtime.services.storage.jobs, queued)
+                typer.echo(
+                    f"{counts.get('completed', 0)} completed, {counts.get('failed', 0)} failed",
+                    err=True,
+                )
+                return len(failures) + counts.get("failed", 0)
+            return len(failures)
 
     if _run(run()):
         raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", "-c", min=1, max=256,
+            help="Sessions evaluated at once by this worker (LLM calls are further bounded "
+            "by LLM_MAX_CONCURRENCY).",
+        ),
+    ] = 4,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue", "-q", help="Queue to take jobs from (repeatable; default QUEUE_NAME)."
+        ),
+    ] = None,
+) -> None:
+    """Run queued evaluations until SIGTERM (then finish the started ones and exit)."""
+    from api.worker import run_worker
+
+    _run(run_worker(get_settings(), concurrency=concurrency, queues=queues or None))
 
 
 @app.command()

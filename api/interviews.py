@@ -16,10 +16,17 @@ rules make an interview impossible to break from outside:
 - The database has the last word. A session with `ended_at` set is `completed` (it has a
   HOLISTIC_FLOW) or `abandoned` (stopped before any answer), whatever its checkpoint says; a
   run that died mid-way (pending tasks, no interrupt) is continued on the next read or answer.
+  An open session's status comes from its latest background job: `queued`, `evaluating`
+  or `failed`.
+
+Queued submissions (`queue_submit`, `queue_transcript`, `queue_transcripts`) store what the
+job needs and defer it in one transaction; the job (`api.jobs`) then calls `submit`, the
+same path as the synchronous routes, under the same session lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +40,7 @@ from langgraph.types import Command, StateSnapshot
 from api.validation import (
     InvalidRequestError,
     check_answer,
+    check_callback_url,
     check_flag,
     check_max_turns,
     check_profile,
@@ -49,6 +57,7 @@ from storage.errors import (
 )
 from storage.locks import SessionLocks
 from storage.models import EvaluationType
+from storage.queue import QueuedTranscript
 from storage.views import EvaluationView, SessionView, TurnView
 
 Graph = CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]
@@ -116,6 +125,37 @@ class SessionReport:
     turn_score_mean: float | None
     flags: list[str] = field(default_factory=list)
     status: str = "open"
+    job_id: int | None = None
+    attempts: int | None = None
+    error: str | None = None
+    callback: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class QueuedSubmission:
+    """A submission accepted for background evaluation.
+
+    `job_id` is None when there was nothing to queue: the session was already closed
+    (`status` is then `completed` or `abandoned`).
+    """
+
+    session_id: uuid.UUID
+    job_id: int | None
+    status: str = "queued"
+
+
+@dataclass(frozen=True)
+class TranscriptSubmission:
+    """One submission of the bulk queueing path (`turnjudge evaluate --queue`)."""
+
+    participant_id: str
+    position: str
+    language: str
+    transcript: Sequence[TranscriptItem]
+    session_id: uuid.UUID | None = None
+    exam_id: str | None = None
+    reevaluate: bool = False
+    callback_url: str | None = None
 
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
@@ -477,6 +517,109 @@ class InterviewService:
             )
         return await self.report(sid)
 
+    # ------------------------------------------------------------------ queued submissions
+    async def queue_submit(
+        self,
+        session_id: uuid.UUID,
+        reevaluate: bool = False,
+        *,
+        callback_url: str | None = None,
+        tenant: str | None = None,
+    ) -> QueuedSubmission:
+        """`submit` in the background: defer the session's evaluation job and return at once.
+
+        A closed session queues nothing; a session whose job is waiting or running gets that
+        job back (one job per session at a time). A session whose last job failed gets a new
+        one: resubmitting is how a failed evaluation is tried again.
+        """
+        session_id = check_session_id(session_id)
+        check_flag("reevaluate", reevaluate)
+        callback_url = check_callback_url(callback_url)
+        storage = self._services.storage
+        session = await storage.sessions.get_session(session_id)  # 404
+        if session.is_ended:
+            return QueuedSubmission(session_id, None, (await self.report(session_id)).status)
+        async with self._locks.hold(session_id):
+            job_id = await storage.jobs.enqueue_session(
+                session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant
+            )
+        return QueuedSubmission(session_id, job_id)
+
+    async def queue_transcript(
+        self, submission: TranscriptSubmission, *, tenant: str | None = None
+    ) -> QueuedSubmission:
+        """`submit_transcript` in the background: store the transcript and its job together.
+
+        Validated exactly like `submit_transcript` (same errors, nothing stored on refusal);
+        re-submitting a session follows the same rules (a closed one queues nothing).
+        """
+        item = self.check_submission(submission)
+        async with self._locks.hold(item.session_id):
+            if submission.session_id is not None:
+                existing = await self._existing_submission(
+                    item.session_id,
+                    [TranscriptItem(question=q, answer=a) for q, a in item.turns],
+                    item.participant_id,
+                    item.position,
+                    item.language,
+                    item.exam_id,
+                )
+                if existing is not None and existing.is_ended:
+                    report = await self.report(item.session_id)
+                    return QueuedSubmission(item.session_id, None, report.status)
+            (job_id,) = await self._services.storage.jobs.enqueue_transcripts(
+                [_with_tenant(item, tenant)]
+            )
+        return QueuedSubmission(item.session_id, job_id)
+
+    async def queue_transcripts(
+        self, submissions: Sequence[TranscriptSubmission], *, tenant: str | None = None
+    ) -> list[QueuedSubmission]:
+        """Queue many new submissions at once: every one validated, then one transaction.
+
+        The bulk path of `turnjudge evaluate --queue`. Re-submissions (with a `session_id`)
+        take `queue_transcript`'s checks one by one; new sessions need no lock (their ids are
+        fresh) and are stored with their jobs in a single statement per table.
+        """
+        checked = [self.check_submission(submission) for submission in submissions]
+        results: dict[uuid.UUID, QueuedSubmission] = {}
+        fresh = []
+        for submission, item in zip(submissions, checked, strict=True):
+            if submission.session_id is not None:
+                results[item.session_id] = await self.queue_transcript(submission, tenant=tenant)
+            else:
+                fresh.append(_with_tenant(item, tenant))
+        job_ids = await self._services.storage.jobs.enqueue_transcripts(fresh)
+        for item, job_id in zip(fresh, job_ids, strict=True):
+            results[item.session_id] = QueuedSubmission(item.session_id, job_id)
+        return [results[item.session_id] for item in checked]
+
+    @staticmethod
+    def check_submission(submission: TranscriptSubmission) -> QueuedTranscript:
+        """Validate a submission as `submit_transcript` does; give it its session id."""
+        check_profile(
+            submission.participant_id, submission.position, submission.language,
+            submission.exam_id,
+        )
+        items = check_transcript(submission.transcript)
+        check_flag("reevaluate", submission.reevaluate)
+        callback_url = check_callback_url(submission.callback_url)
+        sid = (
+            uuid.uuid4()
+            if submission.session_id is None
+            else check_session_id(submission.session_id)
+        )
+        return QueuedTranscript(
+            session_id=sid,
+            participant_id=submission.participant_id,
+            position=submission.position,
+            language=submission.language,
+            exam_id=submission.exam_id,
+            turns=[(item["question"], item["answer"]) for item in items],
+            reevaluate=submission.reevaluate,
+            callback_url=callback_url,
+        )
+
     async def _existing_submission(
         self,
         session_id: uuid.UUID,
@@ -549,6 +692,10 @@ class InterviewService:
             {flag for details in by_turn.values() for flag in details.get("flags", [])}
             | set((holistic or {}).get("flags", []))
         )
+        job = await storage.jobs.latest_job(session_id)
+        status = ended_status(evaluations) if session.is_ended else "open"
+        if not session.is_ended and job is not None:
+            status = job.open_status or status
         return SessionReport(
             session_id=session.id,
             participant_id=session.participant_id,
@@ -568,5 +715,13 @@ class InterviewService:
             holistic=holistic,
             turn_score_mean=round(sum(scores) / len(scores), 2) if scores else None,
             flags=flags,
-            status=ended_status(evaluations) if session.is_ended else "open",
+            status=status,
+            job_id=job.id if job is not None else None,
+            attempts=job.attempts + (job.status != "todo") if job is not None else None,
+            error=job.error if status == "failed" and job is not None else None,
+            callback=await storage.jobs.callback_record(session_id),
         )
+
+
+def _with_tenant(item: QueuedTranscript, tenant: str | None) -> QueuedTranscript:
+    return dataclasses.replace(item, tenant=tenant) if tenant is not None else item

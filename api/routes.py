@@ -6,21 +6,25 @@ import dataclasses
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
+from api.batch import as_submission
+from api.callbacks import require_callback_secret
 from api.deps import AppDep, require_api_key
-from api.interviews import InterviewStep, SessionReport
+from api.interviews import InterviewStep, QueuedSubmission, SessionReport
 from api.schemas import (
     AnswerIn,
     ErrorOut,
     EvaluationOut,
     HealthOut,
     InterviewStepOut,
+    QueuedOut,
     ReportOut,
     SimilarQuestionOut,
     StartInterview,
     SubmitTranscript,
 )
+from api.validation import InvalidRequestError
 from storage.models import EvaluationType
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -79,16 +83,56 @@ async def answer(
     )
 
 
-@router.post("/sessions/{session_id}/submit", response_model=ReportOut, tags=["sessions"])
-async def submit(session_id: uuid.UUID, app: AppDep,
-                 reevaluate: bool = False) -> ReportOut:
+WaitQuery = Annotated[bool, Query(description=(
+    "false: store, queue the evaluation for a worker (`turnjudge worker`) and answer 202 at "
+    "once; follow it with GET /sessions/{id}/report (status queued, evaluating, completed, "
+    "failed). true: evaluate in the request."))]
+#: The 202 answer of `wait=false`, documented next to the 200 report.
+QUEUED: dict[int | str, dict[str, Any]] = {
+    202: {"model": QueuedOut, "description": "Queued for a worker (wait=false)"}
+}
+
+
+def _queued(queued: QueuedSubmission, response: Response) -> QueuedOut:
+    response.status_code = status.HTTP_202_ACCEPTED
+    return QueuedOut.model_validate(dataclasses.asdict(queued))
+
+
+def _no_callback_when_waiting(wait: bool, callback_url: str | None) -> None:
+    if wait and callback_url is not None:
+        raise InvalidRequestError("callback_url", "is for queued submissions: add wait=false")
+
+
+@router.post("/sessions/{session_id}/submit", response_model=ReportOut | QueuedOut,
+             tags=["sessions"], responses=QUEUED)
+async def submit(
+    session_id: uuid.UUID, app: AppDep, response: Response, reevaluate: bool = False,
+    wait: WaitQuery = True,
+    callback_url: Annotated[str | None, Query(max_length=2_000, description=(
+        "With wait=false: http(s) URL POSTed a signed summary when the session completes "
+        "or fails"))] = None,
+) -> ReportOut | QueuedOut:
     """Evaluate what is pending and close the session. Idempotent once closed."""
+    _no_callback_when_waiting(wait, callback_url)
+    if not wait:
+        require_callback_secret(app.settings, None, callback_url)
+        queued = await app.interviews.queue_submit(
+            session_id, reevaluate=reevaluate, callback_url=callback_url
+        )
+        return _queued(queued, response)
     return _report_out(await app.interviews.submit(session_id, reevaluate=reevaluate))
 
 
-@router.post("/submissions", response_model=ReportOut, tags=["sessions"])
-async def submit_transcript(body: SubmitTranscript, app: AppDep) -> ReportOut:
+@router.post("/submissions", response_model=ReportOut | QueuedOut, tags=["sessions"],
+             responses=QUEUED)
+async def submit_transcript(
+    body: SubmitTranscript, app: AppDep, response: Response, wait: WaitQuery = True
+) -> ReportOut | QueuedOut:
     """Store a complete transcript, evaluate all turns and the flow in parallel, close."""
+    _no_callback_when_waiting(wait, body.callback_url)
+    if not wait:
+        require_callback_secret(app.settings, None, body.callback_url)
+        return _queued(await app.interviews.queue_transcript(as_submission(body)), response)
     return _report_out(await body.submit(app.interviews))
 
 

@@ -75,6 +75,14 @@ class SubmitTranscript(BaseModel):
     )
     reevaluate: bool = False
     transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=100)
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description=(
+            "http(s) URL POSTed a signed summary (X-Turnjudge-Signature: sha256=HMAC) when the "
+            "session completes or fails"
+        ),
+    )
 
     _position = field_validator("position")(_known_position)
 
@@ -139,7 +147,21 @@ class ReportOut(BaseModel):
     holistic: dict[str, Any] | None
     turn_score_mean: float | None
     flags: list[str]
-    status: Literal["open", "completed", "abandoned"] = "open"
+    status: Literal["open", "queued", "evaluating", "completed", "failed", "abandoned"] = "open"
+    job_id: int | None = Field(default=None, description="The latest background job, if any")
+    attempts: int | None = Field(default=None, description="Runs of that job so far")
+    error: str | None = Field(default=None, description="Why the job failed (status failed)")
+    callback: dict[str, Any] | None = Field(
+        default=None, description="Callback delivery: url, attempts, last outcome, delivered"
+    )
+
+
+class QueuedOut(BaseModel):
+    """A submission accepted for background evaluation (202)."""
+
+    session_id: uuid.UUID
+    job_id: int | None = Field(description="The evaluation job; null if nothing was queued")
+    status: Literal["queued", "evaluating", "completed", "abandoned"]
 
 
 class EvaluationOut(BaseModel):

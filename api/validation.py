@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
@@ -127,3 +128,22 @@ def check_transcript(transcript: object) -> list[TranscriptItem]:
         check_str(f"{where}.answer", answer, max_chars=MAX_ANSWER_CHARS)
         items.append(TranscriptItem(question=question, answer=answer))
     return items
+
+
+MAX_URL_CHARS = 2_000
+
+
+def check_callback_url(value: object) -> str | None:
+    """An absolute http(s) URL with a host, or None (no callback).
+
+    Other schemes (file:, ftp:, javascript:...) are refused: a worker POSTs to this URL.
+    """
+    if value is None:
+        return None
+    url = check_str("callback_url", value, max_chars=MAX_URL_CHARS)
+    parsed = urlsplit(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise InvalidRequestError("callback_url", "must be an absolute http:// or https:// URL")
+    if any(char.isspace() for char in url):
+        raise InvalidRequestError("callback_url", "must not contain whitespace")
+    return url

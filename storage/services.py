@@ -15,6 +15,7 @@ from storage.embeddings import Embedder, load_embedder
 from storage.evaluations import EvaluationStorageService
 from storage.migrate import aupgrade
 from storage.questions import QuestionRepository
+from storage.queue import JobQueue
 from storage.sessions import SessionStore
 from storage.settings import Settings
 
@@ -28,9 +29,12 @@ class Storage:
     sessions: SessionStore
     evaluations: EvaluationStorageService
     questions: QuestionRepository
+    jobs: JobQueue
 
     @classmethod
-    def from_database(cls, db: Database, embedder: Embedder) -> Storage:
+    def from_database(
+        cls, db: Database, embedder: Embedder, queue_name: str = "evaluations"
+    ) -> Storage:
         """Build the services on an existing database handle."""
         return cls(
             db=db,
@@ -38,6 +42,7 @@ class Storage:
             sessions=SessionStore(db),
             evaluations=EvaluationStorageService(db),
             questions=QuestionRepository(db, embedder),
+            jobs=JobQueue(db, queue_name),
         )
 
     @classmethod
@@ -48,7 +53,7 @@ class Storage:
             if migrate:
                 await aupgrade(db.urls)
             embedder = await asyncio.to_thread(load_embedder, settings)
-            storage = cls.from_database(db, embedder)
+            storage = cls.from_database(db, embedder, settings.queue_name)
             if seed and await storage.questions.count() == 0:
                 await seed_questions(storage.questions)
         except BaseException:

@@ -114,6 +114,49 @@ class Settings(BaseSettings):
         description="Comma-separated keys accepted in X-API-Key; empty = no authentication.",
     )
 
+    # --- background jobs (procrastinate) and callbacks --------------------------------
+    queue_name: str = Field(
+        default="evaluations", min_length=1, max_length=128,
+        description="Queue that evaluation jobs go to (and workers listen to by default).",
+    )
+    job_max_attempts: int = Field(
+        default=4, ge=1, le=50,
+        description="Runs of an evaluation job before the session is `failed` (LLM failures).",
+    )
+    job_backoff_s: int = Field(
+        default=2, ge=0, le=3600,
+        description="Base of the jobs' exponential backoff: retry n waits JOB_BACKOFF_S**n s.",
+    )
+    worker_heartbeat_s: float = Field(
+        default=10.0, gt=0, le=3600, description="How often a worker records that it is alive."
+    )
+    worker_stalled_after_s: float = Field(
+        default=30.0, gt=0, le=86400,
+        description="A worker silent this long is dead: its running jobs are retried.",
+    )
+    callback_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing callbacks of tenants without their own."
+    )
+    callback_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-tenant callback keys: `tenant:secret,tenant2:secret2`.",
+    )
+    callback_max_attempts: int = Field(default=6, ge=1, le=50)
+    callback_backoff_s: int = Field(
+        default=2, ge=0, le=3600, description="Callback retry n waits CALLBACK_BACKOFF_S**n s."
+    )
+    callback_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("callback_secrets", mode="before")
+    @classmethod
+    def _split_callback_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            if any(":" not in pair for pair in pairs):
+                raise ValueError("CALLBACK_SECRETS entries are `tenant:secret`")
+            return dict(pair.split(":", 1) for pair in pairs)
+        return value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_api_keys(cls, value: object) -> object:

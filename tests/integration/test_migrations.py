@@ -180,3 +180,57 @@ def test_check_ignores_foreign_tables(empty_database: DatabaseUrls) -> None:
     downgrade(empty_database.sqlalchemy, "base")
     assert {"checkpoints", "checkpoint_writes"} <= _tables(empty_database)
     assert _tables(empty_database) & OWN_TABLES == set()
+
+
+QUEUE_TABLES = {
+    "procrastinate_jobs",
+    "procrastinate_workers",
+    "procrastinate_events",
+    "procrastinate_periodic_defers",
+}
+
+
+def _queue_objects(urls: DatabaseUrls) -> tuple[set[str], int, set[str]]:
+    """procrastinate's tables, number of functions and types in the schema."""
+    functions = _query(
+        urls,
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = %s AND p.proname LIKE 'procrastinate%%'",
+        _schema(urls),
+    )
+    types = _query(  # enums, and composite types of their own (not tables' row types)
+        urls,
+        "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+        " LEFT JOIN pg_class c ON c.oid = t.typrelid"
+        " WHERE n.nspname = %s AND t.typname LIKE 'procrastinate%%'"
+        " AND (t.typtype = 'e' OR c.relkind = 'c')",
+        _schema(urls),
+    )
+    tables = {t for t in _tables(urls) if t.startswith("procrastinate")}
+    return tables, int(str(functions[0][0])), {str(row[0]) for row in types}
+
+
+def test_queue_schema_round_trip(empty_database: DatabaseUrls) -> None:
+    """Migration 0005 creates procrastinate's schema and removes every part of it again."""
+    urls = empty_database
+    upgrade(urls.sqlalchemy)
+    tables, functions, types = _queue_objects(urls)
+    assert tables == QUEUE_TABLES
+    assert functions >= 10
+    assert {"procrastinate_job_status", "procrastinate_job_to_defer_v1"} <= types
+    assert "turnjudge_jobs_session_idx" in _indexes(urls)
+    # The schema works: procrastinate's own defer function stores a job.
+    (job,) = _query(
+        urls,
+        "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW('q', 't', 0, NULL, NULL,"
+        " '{\"session_id\": \"x\"}'::jsonb, NULL)::procrastinate_job_to_defer_v1]))",
+    )
+    assert isinstance(job[0], int)
+    check(urls.sqlalchemy)  # the queue's tables are not drift
+
+    downgrade(urls.sqlalchemy, "0001")
+    assert _queue_objects(urls) == (set(), 0, set())
+    assert OWN_TABLES <= _tables(urls)
+
+    upgrade(urls.sqlalchemy)
+    assert _queue_objects(urls)[0] == QUEUE_TABLES

@@ -1,0 +1,81 @@
+"""Job queue: procrastinate's schema (background evaluation jobs) on the same database.
+
+procrastinate ships its schema as one SQL script (`SchemaManager.get_schema()`, pinned with
+the package); it is applied here so that `turnjudge migrate` (or any upgrade) creates it and no
+user has to remember `procrastinate schema --apply`. The script holds functions with `;` inside
+dollar-quoted bodies and `%` signs, so it is sent as is on the driver's own connection (simple
+query protocol for asyncpg, no parameters for psycopg) instead of through SQLAlchemy's text
+parsing. Everything lands in the connection's first search_path schema (DB_SCHEMA or public),
+like turnjudge's own tables.
+
+One index of ours is added: jobs by session id, for the report's status (latest job of a
+session) without scanning the whole job table.
+
+Revision ID: 0005_job_queue
+Revises: 0001
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from procrastinate.schema import SchemaManager
+from sqlalchemy.util import await_only
+
+revision: str = "0005_job_queue"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SESSION_INDEX = (
+    "CREATE INDEX turnjudge_jobs_session_idx "
+    "ON procrastinate_jobs ((args ->> 'session_id'), id DESC)"
+)
+
+# Functions first (triggers go with their tables), then tables, then types.
+DROP_FUNCTIONS = r"""
+DO $$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS signature
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate\_%'
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || f.signature || ' CASCADE';
+    END LOOP;
+END
+$$
+"""
+DROP_TABLES = (
+    "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
+    "procrastinate_jobs, procrastinate_workers CASCADE"
+)
+DROP_TYPES = (
+    "DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type, "
+    "procrastinate_job_status"
+)
+
+
+def _execute_script(script: str) -> None:
+    """Run a multi-statement script on the migration's own connection and transaction."""
+    driver = op.get_bind().connection.driver_connection
+    if driver is None:  # pragma: no cover - a connection is always open during a migration
+        raise RuntimeError("no database connection")
+    if type(driver).__module__.startswith("asyncpg"):
+        await_only(driver.execute(script))  # the `alembic` command line (asyncpg, run_sync)
+    else:
+        driver.execute(script)  # storage.migrate (psycopg): no parameters, sent verbatim
+
+
+def upgrade() -> None:
+    _execute_script(SchemaManager.get_schema())
+    _execute_script(SESSION_INDEX)
+
+
+def downgrade() -> None:
+    _execute_script(DROP_FUNCTIONS)
+    _execute_script(DROP_TABLES)
+    _execute_script(DROP_TYPES)

@@ -1,0 +1,352 @@
+"""The job queue: procrastinate's tables, read and written for turnjudge's evaluation jobs.
+
+procrastinate (PostgreSQL-only, `SELECT ... FOR UPDATE SKIP LOCKED`) runs the workers; its
+schema is created by migration 0005. This module is the only place that knows its tables:
+
+- `open_queue_app` builds the procrastinate `App` a worker runs (psycopg, libpq URL: the same
+  database and DB_SCHEMA search_path as everything else).
+- `JobQueue` writes a submission's transcript *and* its job in one SQLAlchemy transaction, by
+  calling procrastinate's own `procrastinate_defer_jobs_v1` SQL function (the function its
+  Python `defer` calls): either both are stored or neither, and a worker can never pick up a
+  job whose transcript is not committed. The bulk path defers hundreds of jobs in one
+  statement. It also reads a session's latest job (the report's status) and records what
+  procrastinate does not keep: a failed job's error and the callback attempts (in the
+  session's metadata, merged, so nothing else there is touched).
+
+A session has at most one job waiting (`queueing_lock`) and one running (`lock`, which also
+keeps two jobs of a session from running at the same time); both locks are procrastinate's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from procrastinate import App, PsycopgConnector
+from sqlalchemy import bindparam, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import String
+
+from storage.database import Database, DatabaseUrls
+from storage.models import PromptMessage, PromptSession
+from storage.text import check_text
+
+#: procrastinate task names (the worker registers functions under these names).
+EVALUATE_TASK = "turnjudge.evaluate_session"
+CALLBACK_TASK = "turnjudge.deliver_callback"
+
+#: procrastinate job status -> the report's status of a session that is still open.
+OPEN_STATUS_BY_JOB = {"todo": "queued", "doing": "evaluating", "failed": "failed"}
+
+_DEFER_SQL = text(
+    """
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(
+            :queue, :task, 0,
+            'turnjudge.session:' || (job.args ->> 'session_id'),
+            'turnjudge.evaluate:' || (job.args ->> 'session_id'),
+            job.args, NULL
+        )::procrastinate_job_to_defer_v1
+        FROM jsonb_array_elements(:jobs) WITH ORDINALITY AS job(args, n)
+        ORDER BY job.n
+    )))
+    """
+).bindparams(
+    bindparam("queue", type_=String()),
+    bindparam("task", type_=String()),
+    bindparam("jobs", type_=JSONB()),
+)
+
+_JOB_COLUMNS = "id, status::text AS status, attempts, args, queue_name"
+
+_ACTIVE_JOBS_SQL = text(
+    f"""
+    SELECT DISTINCT ON (args ->> 'session_id') args ->> 'session_id' AS session_id, {_JOB_COLUMNS}
+      FROM procrastinate_jobs
+     WHERE args ->> 'session_id' = ANY(:ids) AND task_name = :task
+       AND status IN ('todo', 'doing')
+     ORDER BY args ->> 'session_id', id DESC
+    """
+).bindparams(bindparam("task", type_=String()))
+
+_LATEST_JOB_SQL = text(
+    f"""
+    SELECT {_JOB_COLUMNS}
+      FROM procrastinate_jobs
+     WHERE args ->> 'session_id' = :sid AND task_name = :task
+     ORDER BY id DESC
+     LIMIT 1
+    """
+).bindparams(bindparam("sid", type_=String()), bindparam("task", type_=String()))
+
+
+_RETRY_STALLED_SQL = text(
+    """
+    WITH stalled AS (
+        SELECT job.id
+          FROM procrastinate_jobs job
+          LEFT JOIN procrastinate_workers worker ON worker.id = job.worker_id
+         WHERE job.status = 'doing'
+           AND (job.worker_id IS NULL
+                OR worker.last_heartbeat < now() - make_interval(secs => :seconds))
+           FOR UPDATE OF job SKIP LOCKED
+    )
+    SELECT stalled.id
+      FROM stalled, LATERAL procrastinate_retry_job_v2(stalled.id, now(), NULL, NULL, NULL)
+    """
+)
+
+
+def open_queue_app(urls: DatabaseUrls) -> App:
+    """The procrastinate app on turnjudge's database (tasks are registered by `api.jobs`)."""
+    return App(connector=PsycopgConnector(conninfo=urls.libpq))
+
+
+@dataclass(frozen=True)
+class QueuedTranscript:
+    """A validated submission to store and evaluate in the background."""
+
+    session_id: uuid.UUID
+    participant_id: str
+    position: str
+    language: str
+    exam_id: str | None
+    turns: Sequence[tuple[str, str]]  # (question, answer), numbered from 1
+    reevaluate: bool = False
+    callback_url: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job of a session as procrastinate stores it, plus the error turnjudge recorded."""
+
+    id: int
+    status: str  # procrastinate's: todo, doing, succeeded, failed, cancelled, aborted
+    attempts: int
+    error: str | None = None
+
+    @property
+    def open_status(self) -> str | None:
+        """The report status this job gives a session that is not closed (None: `open`)."""
+        return OPEN_STATUS_BY_JOB.get(self.status)
+
+
+def job_args(
+    session_id: uuid.UUID,
+    *,
+    reevaluate: bool = False,
+    callback_url: str | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """The arguments of an evaluation job (the task's keyword arguments)."""
+    return {
+        "session_id": str(session_id),
+        "reevaluate": reevaluate,
+        "callback_url": callback_url,
+        "tenant": tenant,
+    }
+
+
+class JobQueue:
+    """Evaluation jobs of sessions (procrastinate's `procrastinate_jobs` table)."""
+
+    def __init__(self, db: Database, queue_name: str = "evaluations") -> None:
+        self._db = db
+        self.queue_name = queue_name
+
+    # ------------------------------------------------------------------ writes
+    async def enqueue_transcripts(self, submissions: Sequence[QueuedTranscript]) -> list[int]:
+        """Store the sessions and transcripts and defer their jobs, all in one transaction.
+
+        New sessions are inserted; a session that already exists keeps its rows (the caller
+        has checked that the transcript matches). A session whose job is already waiting or
+        running gets that job's id instead of a second job. Returns one job id per submission.
+        """
+        if not submissions:
+            return []
+        for item in submissions:
+            for number, (question, answer) in enumerate(item.turns, start=1):
+                check_text(f"transcript[{number}].question_text", question)
+                check_text(f"transcript[{number}].answer_text", answer)
+        async with self._db.transaction() as s:
+            await s.execute(
+                insert(PromptSession)
+                .values(
+                    [
+                        {
+                            "id": item.session_id,
+                            "participant_id": item.participant_id,
+                            "exam_id": item.exam_id,
+                            "position": item.position,
+                            "language": item.language,
+                            "max_turns": len(item.turns),
+                            "metadata_": {},
+                        }
+                        for item in submissions
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=[PromptSession.id])
+            )
+            await s.execute(
+                insert(PromptMessage)
+                .values(
+                    [
+                        {
+                            "session_id": item.session_id,
+                            "turn": number,
+                            "question_text": question,
+                            "answer_text": answer,
+                            "answered_at": func.now(),
+                        }
+                        for item in submissions
+                        for number, (question, answer) in enumerate(item.turns, start=1)
+                    ]
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[PromptMessage.session_id, PromptMessage.turn]
+                )
+            )
+            return await self._defer(
+                s,
+                [
+                    job_args(
+                        item.session_id,
+                        reevaluate=item.reevaluate,
+                        callback_url=item.callback_url,
+                        tenant=item.tenant,
+                    )
+                    for item in submissions
+                ],
+            )
+
+    async def enqueue_session(
+        self,
+        session_id: uuid.UUID,
+        *,
+        reevaluate: bool = False,
+        callback_url: str | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Defer the evaluation of a stored session (or return its waiting/running job)."""
+        args = job_args(session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant)
+        async with self._db.transaction() as s:
+            return (await self._defer(s, [args]))[0]
+
+    async def _defer(self, s: AsyncSession, jobs: Sequence[dict[str, Any]]) -> list[int]:
+        """Job ids for `jobs`: the active job of a session if it has one, else a new job."""
+        ids = [job["session_id"] for job in jobs]
+        active = {
+            row.session_id: int(row.id)
+            for row in await s.execute(_ACTIVE_JOBS_SQL, {"ids": ids, "task": EVALUATE_TASK})
+        }
+        new = [job for job in jobs if job["session_id"] not in active]
+        if new:
+            new_ids = (
+                await s.scalars(
+                    _DEFER_SQL, {"queue": self.queue_name, "task": EVALUATE_TASK, "jobs": new}
+                )
+            ).all()
+            active.update(
+                {job["session_id"]: int(job_id) for job, job_id in zip(new, new_ids, strict=True)}
+            )
+        return [active[session_id] for session_id in ids]
+
+    async def record_failure(self, session_id: uuid.UUID, job_id: int, error: str) -> None:
+        """Keep a job's last error with the session (procrastinate stores no error text)."""
+        await self._merge_metadata(
+            session_id, {"evaluation_job": {"job_id": job_id, "error": error[:2_000]}}
+        )
+
+    async def record_callback_attempt(
+        self, session_id: uuid.UUID, *, url: str, attempt: int, outcome: str, delivered: bool
+    ) -> None:
+        """Record one callback delivery attempt with the session (its latest outcome)."""
+        await self._merge_metadata(
+            session_id,
+            {
+                "callback": {
+                    "url": url,
+                    "attempts": attempt,
+                    "last_outcome": outcome[:500],
+                    "delivered": delivered,
+                }
+            },
+        )
+
+    async def _merge_metadata(self, session_id: uuid.UUID, values: dict[str, Any]) -> None:
+        async with self._db.transaction() as s:
+            await s.execute(
+                update(PromptSession)
+                .where(PromptSession.id == session_id)
+                .values(
+                    metadata_=PromptSession.metadata_.op("||")(literal(values, type_=JSONB)),
+                    updated_at=func.now(),
+                )
+            )
+
+    async def retry_stalled(self, stalled_after_s: float) -> list[int]:
+        """Put the running jobs of workers silent for `stalled_after_s` back in the queue.
+
+        One statement through procrastinate's `procrastinate_retry_job_v2` (counts an
+        attempt, keeps the job's lock): the rows are locked `FOR UPDATE SKIP LOCKED` and the
+        condition re-checked, so workers checking at the same time never requeue a job twice
+        nor one that another worker has just picked up again.
+        """
+        async with self._db.transaction() as s:
+            rows = await s.scalars(_RETRY_STALLED_SQL, {"seconds": float(stalled_after_s)})
+            return [int(job_id) for job_id in rows]
+
+    # ------------------------------------------------------------------ reads
+    async def latest_job(self, session_id: uuid.UUID) -> JobView | None:
+        """The session's most recent evaluation job, with the error recorded for it."""
+        async with self._db.transaction() as s:
+            row = (
+                await s.execute(_LATEST_JOB_SQL, {"sid": str(session_id), "task": EVALUATE_TASK})
+            ).one_or_none()
+            if row is None:
+                return None
+            metadata = await s.scalar(
+                select(PromptSession.metadata_).where(PromptSession.id == session_id)
+            )
+        recorded = (metadata or {}).get("evaluation_job") or {}
+        error = recorded.get("error") if recorded.get("job_id") == row.id else None
+        return JobView(id=int(row.id), status=row.status, attempts=int(row.attempts), error=error)
+
+    async def callback_record(self, session_id: uuid.UUID) -> dict[str, Any] | None:
+        """The recorded callback attempts of a session, if it asked for a callback."""
+        async with self._db.transaction() as s:
+            metadata = await s.scalar(
+                select(PromptSession.metadata_).where(PromptSession.id == session_id)
+            )
+        record = (metadata or {}).get("callback")
+        return dict(record) if isinstance(record, dict) else None
+
+    async def status_counts(self, session_ids: Iterable[uuid.UUID]) -> dict[str, int]:
+        """How many of these sessions are closed, and the status of the latest job of the rest.
+
+        One query, for progress bars over many queued sessions (`turnjudge evaluate --wait`).
+        """
+        sql = text(
+            """
+            SELECT CASE
+                     WHEN s.ended_at IS NOT NULL THEN 'completed'
+                     ELSE COALESCE(j.status::text, 'open')
+                   END AS state,
+                   count(*) AS n
+              FROM prompt_sessions s
+              LEFT JOIN LATERAL (
+                  SELECT status FROM procrastinate_jobs
+                   WHERE args ->> 'session_id' = s.id::text AND task_name = :task
+                   ORDER BY id DESC LIMIT 1
+              ) j ON true
+             WHERE s.id = ANY(:ids)
+             GROUP BY 1
+            """
+        ).bindparams(bindparam("task", type_=String()))
+        async with self._db.transaction() as s:
+            rows = await s.execute(sql, {"ids": list(session_ids), "task": EVALUATE_TASK})
+            return {row.state: int(row.n) for row in rows}
