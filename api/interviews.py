@@ -717,7 +717,7 @@ class InterviewService:
             flags=flags,
             status=status,
             job_id=job.id if job is not None else None,
-            attempts=job.attempts + (job.status != "todo") if job is not None else None,
+            attempts=job.attempts + (job.status == "doing") if job is not None else None,
             error=job.error if status == "failed" and job is not None else None,
             callback=await storage.jobs.callback_record(session_id),
         )

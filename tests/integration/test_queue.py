@@ -206,7 +206,9 @@ async def test_forty_sessions_survive_a_worker_killed_mid_way(
 ) -> None:
     """Two workers, one SIGKILLed after a third: all 40 complete, every item judged once."""
     workers.stop_all()
-    await _query(storage, "DELETE FROM procrastinate_jobs WHERE status = 'todo'")  # earlier tests
+    await _query(
+        storage, "DELETE FROM procrastinate_jobs WHERE status = 'todo' RETURNING id"
+    )  # earlier tests
     stub.clear_faults()
     first = workers.start()
     while not await _query(storage, "SELECT id FROM procrastinate_workers"):
@@ -263,7 +265,8 @@ async def test_forty_sessions_survive_a_worker_killed_mid_way(
         "SELECT id, status::text, attempts FROM procrastinate_jobs WHERE id = ANY(:ids)",
         ids=killed_jobs,
     )
-    assert retried and all(row[1] == "succeeded" and row[2] >= 1 for row in retried)
+    # Finished jobs count their runs: a job picked up again after the crash ran twice.
+    assert retried and all(row[1] == "succeeded" and row[2] >= 2 for row in retried)
     events = await _query(
         storage,
         "SELECT DISTINCT type::text FROM procrastinate_events WHERE job_id = ANY(:ids)",
