@@ -85,8 +85,18 @@ STATUS_LABELS: dict[str, dict[str, str]] = {
         "open": "in progress",
         "completed": "completed",
         "abandoned": "abandoned (stopped before any answer)",
+        "queued": "queued for evaluation",
+        "evaluating": "being evaluated",
+        "failed": "evaluation failed",
     },
-    "ko": {"open": "진행 중", "completed": "평가 완료", "abandoned": "중단됨 (답변 전에 종료)"},
+    "ko": {
+        "open": "진행 중",
+        "completed": "평가 완료",
+        "abandoned": "중단됨 (답변 전에 종료)",
+        "queued": "평가 대기 중",
+        "evaluating": "평가 중",
+        "failed": "평가 실패",
+    },
 }
 
 
@@ -161,6 +171,14 @@ def _criteria(evaluation: dict[str, Any] | None) -> list[tuple[str, float, str]]
     ]
 
 
+def _status_line(report: SessionReport, statuses: dict[str, str]) -> str:
+    """The status label; a failed job adds its attempts and error."""
+    label = statuses.get(report.status, report.status)
+    if report.status == "failed" and report.error:
+        label = f"{label}, {report.attempts} attempt(s): {report.error}"
+    return label
+
+
 def render_report_html(report: SessionReport) -> str:
     """The report page for `report`, in the interview's language."""
     labels = LABELS.get(report.language, LABELS["en"])
@@ -184,7 +202,7 @@ def render_report_html(report: SessionReport) -> str:
     return template.render(
         report=report,
         labels=labels,
-        status=statuses.get(report.status, report.status),
+        status=_status_line(report, statuses),
         turns=turns,
         chart=score_chart(scored) if scored else None,
         holistic_criteria=_criteria(report.holistic),

@@ -38,6 +38,8 @@ def report_renderable(report: SessionReport) -> Group:
         f"started {report.started_at[:19]} · ",
         (f"ended {report.ended_at[:19]}" if report.ended_at else "not closed yet"),
     )
+    if report.status == "failed" and report.error:
+        header.append(f"\nfailed after {report.attempts} attempt(s): {report.error}", "red")
     turns = Table(title="Turns", show_lines=False, expand=True)
     turns.add_column("turn", justify="right", no_wrap=True)
     turns.add_column("question", ratio=3)

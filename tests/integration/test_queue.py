@@ -289,6 +289,8 @@ async def test_job_failing_every_llm_attempt_ends_failed_then_resubmission_compl
     assert report["attempts"] == 2  # JOB_MAX_ATTEMPTS
     assert report["error"].startswith("EvaluationIncompleteError")
     assert report["ended_at"] is None
+    page = await client.get(f"/sessions/{queued['session_id']}/report.html")
+    assert "evaluation failed, 2 attempt(s): EvaluationIncompleteError" in page.text
 
     again = await client.post(f"/sessions/{queued['session_id']}/submit", params={"wait": "false"})
     assert again.status_code == 202
