@@ -26,12 +26,12 @@ from typing import Any
 
 from procrastinate import App, PsycopgConnector
 from sqlalchemy import bindparam, func, literal, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
 from storage.database import Database, DatabaseUrls
-from storage.models import PromptMessage, PromptSession
+from storage.models import PromptSession
 from storage.text import check_text
 
 #: procrastinate task names (the worker registers functions under these names).
@@ -58,6 +58,29 @@ _DEFER_SQL = text(
     bindparam("queue", type_=String()),
     bindparam("task", type_=String()),
     bindparam("jobs", type_=JSONB()),
+)
+
+_INSERT_SESSIONS_SQL = text(
+    """
+    INSERT INTO prompt_sessions (id, participant_id, exam_id, position, language, max_turns)
+    SELECT * FROM unnest(
+        CAST(:ids AS uuid[]), CAST(:participants AS varchar[]), CAST(:exams AS varchar[]),
+        CAST(:positions AS varchar[]), CAST(:languages AS varchar[]), CAST(:max_turns AS int[])
+    )
+    ON CONFLICT (id) DO NOTHING
+    """
+)
+
+_INSERT_MESSAGES_SQL = text(
+    """
+    INSERT INTO prompt_messages (session_id, turn, question_text, answer_text, answered_at)
+    SELECT session_id, turn, question, answer, now()
+      FROM unnest(
+        CAST(:sessions AS uuid[]), CAST(:turns AS int[]),
+        CAST(:questions AS text[]), CAST(:answers AS text[])
+      ) AS m(session_id, turn, question, answer)
+    ON CONFLICT (session_id, turn) DO NOTHING
+    """
 )
 
 _JOB_COLUMNS = "id, status::text AS status, attempts, args, queue_name"
@@ -172,43 +195,33 @@ class JobQueue:
             for number, (question, answer) in enumerate(item.turns, start=1):
                 check_text(f"transcript[{number}].question_text", question)
                 check_text(f"transcript[{number}].answer_text", answer)
+        messages = [
+            (item.session_id, number, question, answer)
+            for item in submissions
+            for number, (question, answer) in enumerate(item.turns, start=1)
+        ]
         async with self._db.transaction() as s:
+            # Arrays and unnest: a few parameters whatever the batch size (hundreds of
+            # submissions per statement stay cheap to bind; see bench_queue).
             await s.execute(
-                insert(PromptSession)
-                .values(
-                    [
-                        {
-                            "id": item.session_id,
-                            "participant_id": item.participant_id,
-                            "exam_id": item.exam_id,
-                            "position": item.position,
-                            "language": item.language,
-                            "max_turns": len(item.turns),
-                            "metadata_": {},
-                        }
-                        for item in submissions
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=[PromptSession.id])
+                _INSERT_SESSIONS_SQL,
+                {
+                    "ids": [item.session_id for item in submissions],
+                    "participants": [item.participant_id for item in submissions],
+                    "exams": [item.exam_id for item in submissions],
+                    "positions": [item.position for item in submissions],
+                    "languages": [item.language for item in submissions],
+                    "max_turns": [len(item.turns) for item in submissions],
+                },
             )
             await s.execute(
-                insert(PromptMessage)
-                .values(
-                    [
-                        {
-                            "session_id": item.session_id,
-                            "turn": number,
-                            "question_text": question,
-                            "answer_text": answer,
-                            "answered_at": func.now(),
-                        }
-                        for item in submissions
-                        for number, (question, answer) in enumerate(item.turns, start=1)
-                    ]
-                )
-                .on_conflict_do_nothing(
-                    index_elements=[PromptMessage.session_id, PromptMessage.turn]
-                )
+                _INSERT_MESSAGES_SQL,
+                {
+                    "sessions": [m[0] for m in messages],
+                    "turns": [m[1] for m in messages],
+                    "questions": [m[2] for m in messages],
+                    "answers": [m[3] for m in messages],
+                },
             )
             return await self._defer(
                 s,
