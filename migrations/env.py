@@ -62,7 +62,14 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection, schema: str | None) -> None:
-    """Run the migrations on one connection, in the caller's transaction."""
+    """Run the migrations on one connection, in the caller's transaction.
+
+    Processes starting together on a fresh database (API replicas, workers) migrate one at a
+    time: the others wait on the lock, then find the database at head.
+    """
+    connection.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('turnjudge.migrate', 0))")
+    )
     if schema is not None:
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}"))
         # One pgvector per database, in public (behind the schema on the search_path): left to

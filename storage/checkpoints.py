@@ -13,6 +13,7 @@ interviews after an upgrade that switches the default to strict.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -20,6 +21,10 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+_SETUP_KEY = "hashtextextended('turnjudge.checkpointer.setup', 0)"
+_SETUP_TRY_LOCK = f"SELECT 1 WHERE pg_try_advisory_lock({_SETUP_KEY})"
+_SETUP_UNLOCK = f"SELECT pg_advisory_unlock({_SETUP_KEY})"
 
 
 @asynccontextmanager
@@ -41,5 +46,15 @@ async def open_checkpointer(
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
     ) as pool:
         saver = AsyncPostgresSaver(pool, serde=serde)  # type: ignore[arg-type]
-        await saver.setup()
+        # Processes starting together on a fresh database (API replicas, workers) would race
+        # on CREATE TABLE IF NOT EXISTS (a duplicate type error): one sets up at a time. The
+        # others poll instead of blocking: setup() ends with CREATE INDEX CONCURRENTLY, which
+        # waits for every open statement, a blocked pg_advisory_lock() call included.
+        async with pool.connection() as conn:
+            while await (await conn.execute(_SETUP_TRY_LOCK)).fetchone() is None:
+                await asyncio.sleep(0.05)
+            try:
+                await saver.setup()
+            finally:
+                await conn.execute(_SETUP_UNLOCK)
         yield saver

@@ -234,3 +234,37 @@ def test_queue_schema_round_trip(empty_database: DatabaseUrls) -> None:
 
     upgrade(urls.sqlalchemy)
     assert _queue_objects(urls)[0] == QUEUE_TABLES
+
+
+def test_processes_starting_together_migrate_and_set_up_once(empty_database: DatabaseUrls) -> None:
+    """API replicas and workers started at once on a fresh database do not trip each other."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from storage.checkpoints import open_checkpointer
+
+    # Alembic's command API is process-global: real processes, as in production.
+    script = "import sys; from storage.migrate import upgrade; upgrade(sys.argv[1])"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_database.libpq], stderr=subprocess.PIPE
+        )
+        for _ in range(4)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()  # no duplicate object from a concurrent CREATE
+    assert _query(empty_database, "SELECT version_num FROM alembic_version") == [
+        (_head_revision(),)
+    ]
+
+    async def set_up_together() -> None:
+        async def one() -> None:
+            async with open_checkpointer(empty_database.libpq, max_size=2):
+                pass
+
+        await asyncio.gather(*(one() for _ in range(4)))
+
+    asyncio.run(set_up_together())
+    assert {"checkpoints", "checkpoint_writes"} <= _tables(empty_database)
