@@ -2,6 +2,10 @@
 
 Each record is validated with the same schema as the HTTP submission endpoint, so a bad record
 is reported with the field that is wrong and nothing of it is stored; the other records go on.
+
+Under a run name (`--run NAME`) each record's session id is derived from the run and the
+record (`run_session_id`), so evaluating the same file again under the same run returns the
+stored reports instead of adding sessions: a run is evaluated once, never duplicated.
 """
 
 from __future__ import annotations
@@ -10,13 +14,24 @@ import asyncio
 import dataclasses
 import json
 import sys
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from api.interviews import InterviewService
+from api.interviews import InterviewService, SessionReport
 from api.schemas import SubmitTranscript
+from graph.state import TranscriptItem
+
+#: Namespace of the session ids derived from run names (uuid5).
+RUN_NAMESPACE = uuid.UUID("8d7f2c4e-3b1a-5c6d-9e0f-a1b2c3d4e5f6")
+
+
+def run_session_id(run: str, index: int, participant_id: str) -> uuid.UUID:
+    """The session id of record `index` (by `participant_id`) in run `run`: stable across runs."""
+    return uuid.uuid5(RUN_NAMESPACE, f"{run}\x1f{index}\x1f{participant_id}")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -30,8 +45,40 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+async def submit_record(
+    interviews: InterviewService,
+    record: Mapping[str, Any],
+    index: int,
+    *,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> SessionReport:
+    """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
+    body = SubmitTranscript.model_validate(record)
+    session_id = body.session_id
+    if session_id is None and run is not None:
+        session_id = run_session_id(run, index, body.participant_id)
+    return await interviews.submit_transcript(
+        participant_id=body.participant_id,
+        position=body.position,
+        language=body.language,
+        exam_id=body.exam_id,
+        session_id=session_id,
+        reevaluate=body.reevaluate,
+        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+        run=run,
+        tags=dict(tags) if tags else None,
+    )
+
+
 async def evaluate_file(
-    interviews: InterviewService, path: str | Path, *, output: str | None, concurrency: int
+    interviews: InterviewService,
+    path: str | Path,
+    *,
+    output: str | None,
+    concurrency: int,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> int:
     """Evaluate every record; print a summary; return how many failed."""
     records = read_records(Path(path))
@@ -43,7 +90,7 @@ async def evaluate_file(
     async def one(index: int, record: dict[str, Any]) -> None:
         async with semaphore:
             try:
-                report = await SubmitTranscript.model_validate(record).submit(interviews)
+                report = await submit_record(interviews, record, index, run=run, tags=tags)
                 results[index] = json.loads(json.dumps(dataclasses.asdict(report), default=str))
             except Exception as exc:  # reported per record; the other records go on
                 failures.append(f"record {index + 1}: {type(exc).__name__}: {exc}")
@@ -60,9 +107,11 @@ async def evaluate_file(
     for result in results:
         if result is not None:
             holistic = (result.get("holistic") or {}).get("score")
-            print(f"{result['session_id']}  {result['participant_id']:<20} "
-                  f"turns={len(result['turns'])}  mean={result['turn_score_mean']}  "
-                  f"holistic={holistic}")
+            print(
+                f"{result['session_id']}  {result['participant_id']:<20} "
+                f"turns={len(result['turns'])}  mean={result['turn_score_mean']}  "
+                f"holistic={holistic}"
+            )
     for failure in failures:
         print(failure, file=sys.stderr)
     print(f"{len(records) - len(failures)} evaluated, {len(failures)} failed", file=sys.stderr)

@@ -190,10 +190,24 @@ def evaluate(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Sessions evaluated at once.")
     ] = 4,
+    run_name: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="Store the sessions under this run name; evaluating the same file again "
+            "under the same run returns the stored reports instead of adding sessions.",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="A label KEY=VALUE stored with every session (repeatable)."),
+    ] = None,
 ) -> None:
     """Evaluate whole transcripts (submission mode) with a progress bar."""
     from api.batch import evaluate_file
     from api.runtime import open_runtime
+
+    tags = _parse_tags(tag or [])
 
     async def run() -> int:
         async with open_runtime(get_settings()) as runtime:
@@ -202,10 +216,23 @@ def evaluate(
                 path,
                 output=str(output) if output else None,
                 concurrency=concurrency,
+                run=run_name,
+                tags=tags,
             )
 
     if _run(run()):
         raise typer.Exit(1)
+
+
+def _parse_tags(values: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` options as a dict; a malformed one is a usage error naming it."""
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key.strip()] = label.strip()
+    return tags
 
 
 @app.command()

@@ -36,6 +36,7 @@ from api.validation import (
     check_flag,
     check_max_turns,
     check_profile,
+    check_run,
     check_session_id,
     check_transcript,
 )
@@ -116,6 +117,8 @@ class SessionReport:
     turn_score_mean: float | None
     flags: list[str] = field(default_factory=list)
     status: str = "open"
+    run: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
@@ -282,10 +285,16 @@ class InterviewService:
         language: str,
         max_turns: int,
         exam_id: str | None = None,
+        run: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> InterviewStep:
-        """Open a new session and return its first question."""
+        """Open a new session and return its first question.
+
+        `run` and `tags` are stored in the session's metadata (exports filter by them).
+        """
         check_profile(participant_id, position, language, exam_id)
         check_max_turns(max_turns)
+        metadata = check_run(run, tags)
         session_id = uuid.uuid4()
         result = await self._run(
             {
@@ -296,6 +305,7 @@ class InterviewService:
                 "language": language,
                 "max_turns": max_turns,
                 "mode": "interview",
+                "metadata": metadata,
             },
             session_id,
         )
@@ -442,6 +452,8 @@ class InterviewService:
         session_id: uuid.UUID | None = None,
         exam_id: str | None = None,
         reevaluate: bool = False,
+        run: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
@@ -449,11 +461,12 @@ class InterviewService:
         report is returned (idempotent; an open one, e.g. after a judge failure, is
         completed). A different transcript or profile, or the session of an interview, is
         refused (`TurnConflictError`, `SessionEndedError`, `SessionKindError`) and nothing
-        is changed.
+        is changed. `run` and `tags` are stored with a new session (exports filter by them).
         """
         check_profile(participant_id, position, language, exam_id)
         items = check_transcript(transcript)
         check_flag("reevaluate", reevaluate)
+        metadata = check_run(run, tags)
         sid = uuid.uuid4() if session_id is None else check_session_id(session_id)
         async with self._locks.hold(sid):
             if session_id is not None:
@@ -473,6 +486,7 @@ class InterviewService:
                     "mode": "submission",
                     "transcript": items,
                     "reevaluate": reevaluate,
+                    "metadata": metadata,
                 }
             )
         return await self.report(sid)
@@ -569,4 +583,6 @@ class InterviewService:
             turn_score_mean=round(sum(scores) / len(scores), 2) if scores else None,
             flags=flags,
             status=ended_status(evaluations) if session.is_ended else "open",
+            run=session.metadata.get("run"),
+            tags=dict(session.metadata.get("tags") or {}),
         )

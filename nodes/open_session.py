@@ -85,6 +85,7 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
             position=state.position,
             language=state.language,
             max_turns=max(state.max_turns, len(state.transcript)),
+            metadata=state.metadata,
         )
     if session.is_ended:
         raise SessionEndedError(session.id)
