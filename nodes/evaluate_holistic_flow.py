@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import Failure, HolisticSummary, InterviewState
-from nodes.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import Failure, InterviewState, TurnScore, TurnTask
-from nodes.judge import JudgeError, TurnCase
+from nodes.judges.judge import JudgeError, TurnCase
 
 logger = logging.getLogger(__name__)
 

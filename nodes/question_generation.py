@@ -23,9 +23,9 @@ from typing import Literal, Protocol
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
-from nodes.judge import JudgeError
-from nodes.llm import ConcurrencyLimit, call_structured, structured_runnable
-from nodes.prompts import BankExample, ConversationTurn, build_question_messages
+from nodes.judges.judge import JudgeError
+from nodes.judges.llm.client import ConcurrencyLimit, call_structured, structured_runnable
+from nodes.judges.llm.prompts import BankExample, ConversationTurn, build_question_messages
 from storage.embeddings import Embedder, aembed_queries
 from storage.settings import Settings
 from storage.views import SimilarQuestion

@@ -12,9 +12,9 @@ from langchain_core.messages import BaseMessage
 
 from graph import Context, build_graph
 from nodes.close_session import EvaluationIncompleteError
-from nodes.judge import TurnCase
-from nodes.llm import make_chat_model
-from nodes.llm_judge import FlowJudgement, LLMJudge, TurnJudgement
+from nodes.judges.judge import TurnCase
+from nodes.judges.llm.client import make_chat_model
+from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement
 from nodes.question_generation import BankQuestionGenerator
 from storage.models import EvaluationType
 from storage.services import Storage

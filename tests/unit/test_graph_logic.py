@@ -6,7 +6,7 @@ import pytest
 from langgraph.types import Send
 
 from graph.state import InterviewState, TurnRecord, add_or_reset, merge_by_turn
-from nodes.injection import detect_injection, strip_injection
+from nodes.judges.injection import detect_injection, strip_injection
 from nodes.intake_answer import InvalidAnswerError, parse_resume
 from nodes.route import after_answer, after_open, after_question, route
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from nodes.details import EvaluationDetails
-from nodes.heuristic_judge import HeuristicJudge, detect_language, word_equivalents
-from nodes.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.details import EvaluationDetails
+from nodes.judges.heuristic.judge import HeuristicJudge, detect_language, word_equivalents
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from storage.embeddings import Embedder, load_embedder
 from storage.evaluations import validate_details
 from storage.settings import get_settings

@@ -19,16 +19,16 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr, ValidationError
 
-from nodes.details import EvaluationDetails
-from nodes.judge import FlowCase, JudgeError, TurnCase
-from nodes.llm import (
+from nodes.judges.details import EvaluationDetails
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.llm.client import (
     PLACEHOLDER_API_KEY,
     LLMConfigurationError,
     backoff_delay,
     make_chat_model,
 )
-from nodes.llm_judge import FlowJudgement, LLMJudge, TurnJudgement, normalise_flag
-from nodes.prompts import (
+from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement, normalise_flag
+from nodes.judges.llm.prompts import (
     PROMPT_VERSION,
     build_flow_messages,
     build_turn_messages,

@@ -3,7 +3,7 @@
 The model returns `TurnJudgement` / `FlowJudgement` (what the LLM is asked for); this module
 maps them to `EvaluationDetails` (what is stored), adding what the model cannot be trusted
 to report about itself: who judged (`judge`), what it cost (`usage`, `latency_ms`) and our
-own prompt-injection detector's findings (`flags`). Calls go through `nodes.llm.call_structured`
+own prompt-injection detector's findings (`flags`). Calls go through `nodes.judges.llm.client.call_structured`
 for bounded concurrency, timeouts and retries.
 
 Rubric scores come back as a list of {criterion, score, reason} rather than a dict keyed by
@@ -20,11 +20,11 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, field_validator
 
-from nodes.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
-from nodes.injection import FLAG_PREFIX, detect_injection
-from nodes.judge import FlowCase, JudgeError, TurnCase
-from nodes.llm import ConcurrencyLimit, call_structured, make_chat_model, structured_runnable
-from nodes.prompts import (
+from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
+from nodes.judges.injection import FLAG_PREFIX, detect_injection
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.llm.client import ConcurrencyLimit, call_structured, make_chat_model, structured_runnable
+from nodes.judges.llm.prompts import (
     FLOW_CRITERIA,
     PROMPT_VERSION,
     TURN_CRITERIA,
@@ -99,7 +99,7 @@ _INJECTION_WORDS = re.compile(
     r"|manipulat|system.?prompt|score.?(demand|claim|marker)|(fake|claim).{0,20}score",
     re.IGNORECASE,
 )
-#: Our injection codes (see nodes.injection) and words that identify them in a model's flag;
+#: Our injection codes (see nodes.judges.injection) and words that identify them in a model's flag;
 #: checked in order (a fake "score: 95" marker before a plain score demand).
 _INJECTION_CODES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("override_instructions", re.compile(r"override|ignor|disregard|instruction|jailbreak")),
@@ -127,7 +127,7 @@ def normalise_flag(flag: str) -> str | None:
     """A model-reported flag in our vocabulary, or None when it is empty.
 
     Anything about prompt injection becomes `prompt_injection:<code>` with one of the codes
-    of `nodes.injection` (or `other`), so the LLM's and our detector's flags aggregate;
+    of `nodes.judges.injection` (or `other`), so the LLM's and our detector's flags aggregate;
     other flags are slugged (`"Off topic"` -> `off_topic`).
     """
     text = flag.strip()
@@ -185,7 +185,7 @@ class LLMJudge:
 
         Args:
             chat_model: Any chat model supporting `with_structured_output` (usually from
-                `nodes.llm.make_chat_model`).
+                `nodes.judges.llm.client.make_chat_model`).
             model_name: Recorded in `details.judge.model`; defaults to the chat model's own.
             max_concurrency: Requests in flight at once, across all calls of this judge.
             max_retries: Retries after the first attempt of each evaluation.

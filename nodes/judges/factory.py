@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from nodes.heuristic_judge import HeuristicJudge
-from nodes.judge import Judge
-from nodes.llm import make_chat_model
-from nodes.llm_judge import LLMJudge
+from nodes.judges.heuristic.judge import HeuristicJudge
+from nodes.judges.judge import Judge
+from nodes.judges.llm.client import make_chat_model
+from nodes.judges.llm.judge import LLMJudge
 from nodes.question_generation import (
     BankQuestionGenerator,
     LLMQuestionGenerator,

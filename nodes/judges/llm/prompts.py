@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from nodes.judge import FlowCase, TurnCase
-from nodes.rubrics import Rubric, UnknownPositionError, load_rubric
+from nodes.judges.judge import FlowCase, TurnCase
+from nodes.judges.rubrics import Rubric, UnknownPositionError, load_rubric
 
 PROMPT_VERSION = "v1"
 

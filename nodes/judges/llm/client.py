@@ -33,8 +33,8 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from openai import DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from nodes.details import Usage
-from nodes.judge import JudgeError
+from nodes.judges.details import Usage
+from nodes.judges.judge import JudgeError
 from storage.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ TURN_EVAL (one answer), four criteria, each 0-100:
 
 The overall score is a weighted sum (`TURN_WEIGHTS`) multiplied by a relevance gate, so an
 off-topic answer cannot score high however long or keyword-laden it is. Suspected prompt
-injection (`nodes.injection`) is flagged; scoring always runs on `strip_injection(answer)`
+injection (`nodes.judges.injection`) is flagged; scoring always runs on `strip_injection(answer)`
 and a flagged answer is further multiplied by `INJECTION_PENALTY`, so adding injected text to
 an answer never raises its score.
 
@@ -63,10 +63,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeAlias
 
-from nodes.details import EvaluationDetails, JudgeInfo, RubricScore
-from nodes.injection import detect_injection, strip_injection
-from nodes.judge import FlowCase, JudgeError, TurnCase
-from nodes.rubrics import Rubric, UnknownPositionError, available_positions, load_rubric
+from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore
+from nodes.judges.injection import detect_injection, strip_injection
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.rubrics import Rubric, UnknownPositionError, available_positions, load_rubric
 from storage.embeddings import Embedder, aembed_queries
 
 PROMPT_VERSION = "heuristic-v1"

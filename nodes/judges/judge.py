@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nodes.details import EvaluationDetails
+from nodes.judges.details import EvaluationDetails
 
 
 @dataclass(frozen=True)
