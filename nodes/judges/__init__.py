@@ -1,2 +1,1 @@
-"""The judging domain: the Judge protocol, guards, injection detection, rubrics, and the
-heuristic and LLM judges."""
+"""The judging domain: Judge protocol, guards, injection detection, rubrics, two judges."""

@@ -3,8 +3,8 @@
 The model returns `TurnJudgement` / `FlowJudgement` (what the LLM is asked for); this module
 maps them to `EvaluationDetails` (what is stored), adding what the model cannot be trusted
 to report about itself: who judged (`judge`), what it cost (`usage`, `latency_ms`) and our
-own prompt-injection detector's findings (`flags`). Calls go through `nodes.judges.llm.client.call_structured`
-for bounded concurrency, timeouts and retries.
+own prompt-injection detector's findings (`flags`). Calls go through
+`nodes.judges.llm.client.call_structured` for bounded concurrency, timeouts and retries.
 
 Rubric scores come back as a list of {criterion, score, reason} rather than a dict keyed by
 criterion: strict JSON schemas (and several OpenAI-compatible servers) cannot express
@@ -23,7 +23,12 @@ from pydantic import BaseModel, Field, field_validator
 from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
 from nodes.judges.injection import FLAG_PREFIX, detect_injection
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
-from nodes.judges.llm.client import ConcurrencyLimit, call_structured, make_chat_model, structured_runnable
+from nodes.judges.llm.client import (
+    ConcurrencyLimit,
+    call_structured,
+    make_chat_model,
+    structured_runnable,
+)
 from nodes.judges.llm.prompts import (
     FLOW_CRITERIA,
     PROMPT_VERSION,
