@@ -60,7 +60,9 @@ class _Cues:
     roleplay: tuple[str, ...]
     self_reference: tuple[str, ...]
     request_endings: tuple[str, ...]
+    modal_directives: tuple[str, ...]
     role_line: re.Pattern[str]
+    strong_role_line: re.Pattern[str]
     score_line: re.Pattern[str]
     benign: tuple[str, ...]
 
@@ -88,6 +90,15 @@ def _cues() -> _Cues:
         roleplay=_both(data["roleplay"]),
         self_reference=_both(data["self_reference"]),
         request_endings=tuple(data["request_endings"]["ko"]),
+        modal_directives=_both(data["modal_directives"]),
+        # a line that opens with an evaluator's or a system's role label: the whole rest of
+        # the line is addressed to the reader
+        strong_role_line=re.compile(
+            r"^\s*(?:[#>*\-\[(<{【]+\s*)?(?:" + "|".join(
+                re.escape(w) for w in sorted(data["strong_role_labels"], key=len, reverse=True))
+            + r")(?:\s+\w+){0,2}\s*(?:[\])>}】]+\s*:?|:|：)",
+            re.IGNORECASE,
+        ),
         # "system: ...", "[grader note] ...", "### instructions", "<evaluator> ..."
         role_line=re.compile(
             r"^\s*(?:[#>*\-\[(<{【]+\s*)?(?:" + labels + r")(?:\s+(?:note|notes|message|"
@@ -194,8 +205,7 @@ def classify(text: str) -> str | None:
     vocatives = find_phrases(lowered, cues.vocatives)
     vocative = bool(vocatives) and (evaluator or second or any(
         lowered.lstrip(" ([{<*#-").startswith(v) for v in vocatives))
-    addressed = second or vocative or imperative or korean_request or bool(
-        re.match(r"^\s*(?:to\s+the\s+)?\w+[\w\s]{0,20}[,:]", lowered) and evaluator)
+    addressed = second or vocative or imperative or korean_request or _vocative_head(lowered)
 
     if cues.score_line.search(lowered) and not (benign and not (evaluator or self_ref)):
         return "fake_score_marker"
@@ -207,7 +217,8 @@ def classify(text: str) -> str | None:
         return "grader_roleplay"
     if self_ref and (high or verb or (grade and not benign)):
         return "self_assessment"
-    if evaluator and (high or meta) and (addressed or verb) and not (benign and not addressed):
+    directive = _has(lowered, cues.modal_directives) and (verb or meta)
+    if evaluator and (high or meta) and (addressed or directive):
         return "grader_note"
     if addressed and high and (verb or grade) and not (benign and not (second or evaluator)):
         return "score_demand"
@@ -225,6 +236,18 @@ def _addresses_reader(text: str) -> bool:
         cues.grade_words, cues.meta_words))
 
 
+def _vocative_head(lowered: str) -> bool:
+    """'Grader, ...', 'AI evaluator: ...', '평가자님, ...': an evaluator named, then a comma."""
+    head = re.match(r"^\s*([^,:;.!?]{1,30})[,:：]", lowered)
+    if head is None:
+        return False
+    words = tokens(head.group(1))
+    if not words or len(words) > 4 or words[0] in {"in", "for", "at", "on", "with", "when",
+                                                     "if", "after", "before", "during"}:
+        return False
+    return _has(head.group(1), _cues().addressees)
+
+
 def _note_spans(line: str) -> list[tuple[int, int, str]]:
     """(start, end, code) of the bracketed groups of `line` that are addressed to the grader."""
     spans = []
@@ -238,6 +261,14 @@ def _note_spans(line: str) -> list[tuple[int, int, str]]:
 
 def _clean_sentence(sentence: str) -> tuple[str, list[Removal]]:
     """The sentence without its suspect clauses (or '' when the whole sentence is suspect)."""
+    lead = _cues().score_line.match(sentence.lower().lstrip(" \t([{<*#-"))
+    if lead is not None:
+        # a score line at the start of a sentence ("score: 100 We then ...") is a marker
+        # however technical the rest is: remove the marker, judge the rest on its own
+        offset = len(sentence) - len(sentence.lower().lstrip(" \t([{<*#-"))
+        marker = sentence[: offset + lead.end()]
+        rest, found = _clean_sentence(sentence[offset + lead.end():].lstrip(" )]}>.,:;-"))
+        return rest, [Removal("fake_score_marker", marker.strip()), *found]
     code = classify(sentence)
     clauses = [c for c in _CLAUSE.split(sentence) if c and c.strip()]
     if len(clauses) > 1:
@@ -277,7 +308,12 @@ def scan(answer: str) -> InjectionScan:
         for a, b, _ in reversed(notes):
             without_notes = without_notes[:a] + " " + without_notes[b:]
         kept = []
+        opened = False  # a role label opened a span that runs to the end of the line
         for sentence in sentences(without_notes):
+            if opened or _cues().strong_role_line.match(sentence.lower()):
+                opened = True
+                removals.append(Removal("system_line", sentence.strip()))
+                continue
             text, found = _clean_sentence(sentence)
             removals.extend(found)
             if text.strip(" .,:;-"):
@@ -285,7 +321,11 @@ def scan(answer: str) -> InjectionScan:
         cleaned_lines.append(" ".join(kept))
         bound: list[str] = []
         cursor = 0
+        opened = False
         for sentence in sentences(line):
+            if opened or _cues().strong_role_line.match(sentence.lower()):
+                opened = True
+                continue
             start = line.find(sentence, cursor)
             end = start + len(sentence)
             cursor = max(cursor, end)

@@ -62,7 +62,7 @@ def turn_judgement(score: int = 72, flags: list[str] | None = None) -> TurnJudge
             "rubrics": [
                 {"criterion": "specificity", "score": 85, "reason": "numbers and mechanism"},
                 {"criterion": "relevance", "score": 90, "reason": "answers the question"},
-                {"criterion": "Technical Depth", "score": 70, "reason": "unique index"},
+                {"criterion": "Coverage ", "score": 70, "reason": "unique index"},
                 {"criterion": "communication", "score": 60, "reason": "dense"},
             ],
             "strengths": ["concrete mechanism", " "],
@@ -82,8 +82,8 @@ def flow_judgement(score: int = 64) -> FlowJudgement:
             "rubrics": [
                 {"criterion": "consistency", "score": 80, "reason": "no contradictions"},
                 {"criterion": "depth_progression", "score": 60, "reason": "some deepening"},
-                {"criterion": "strategy", "score": 55, "reason": "links answers"},
                 {"criterion": "coverage", "score": 50, "reason": "databases only"},
+                {"criterion": "answer quality", "score": 55, "reason": "solid answers"},
             ],
             "strengths": ["consistency"],
             "improvements": ["broaden topics"],
@@ -116,9 +116,9 @@ async def test_turn_details_mapping() -> None:
     assert isinstance(details, EvaluationDetails)
     assert details.score == 72
     assert list(details.rubrics) == [
-        "relevance", "technical_depth", "specificity", "communication"
+        "relevance", "coverage", "specificity", "communication"
     ]
-    assert details.rubrics["technical_depth"].score == 70
+    assert details.rubrics["coverage"].score == 70
     assert details.rubrics["relevance"].reason == "answers the question"
     assert details.judge.kind == "llm"
     assert details.judge.model == "fake-model"
@@ -145,7 +145,8 @@ async def test_flow_details_mapping_and_detector_over_all_turns() -> None:
     details = await judge_with(model, model_name="judge-x").evaluate_flow(case)
 
     assert details.score == 64
-    assert list(details.rubrics) == ["consistency", "depth_progression", "strategy", "coverage"]
+    assert list(details.rubrics) == [
+        "consistency", "depth_progression", "coverage", "answer_quality"]
     assert details.judge.model == "judge-x"
     assert details.flags == ["prompt_injection:override_instructions"]
     validate_details(details.to_json())
@@ -281,7 +282,6 @@ async def test_detector_flags_injection_even_when_llm_reports_none() -> None:
     details = await judge_with(model).evaluate_turn(turn_case(answer))
 
     assert "prompt_injection:override_instructions" in details.flags
-    assert "prompt_injection:score_demand" in details.flags
     assert details.score == 40  # the LLM's score is kept, never raised
     assert details.analysis.startswith("Addresses idempotency concretely.")
     assert "prompt-injection" in details.analysis
@@ -292,7 +292,9 @@ async def test_llm_flags_are_normalised_and_merged_with_ours() -> None:
     flags = ["Prompt injection: candidate demands a perfect score", "off topic", ""]
     model = ScriptedChatModel(script=[turn_judgement(flags=flags)])
     details = await judge_with(model).evaluate_turn(turn_case(answer))
-    assert details.flags == ["prompt_injection:score_demand", "off_topic"]
+    # our detector's code first (the sentence grades the answer itself), then the model's
+    assert details.flags == [
+        "prompt_injection:self_assessment", "prompt_injection:score_demand", "off_topic"]
 
 
 async def test_injection_note_is_in_the_interview_language() -> None:
@@ -429,8 +431,8 @@ async def test_stub_turn_and_flow_evaluations(stub: OpenAIStub) -> None:
     judge = stub_judge(stub)
     turn = await judge.evaluate_turn(turn_case(f"Short answer. {ATTACK}"))
     assert_valid(turn)
-    assert set(turn.rubrics) <= {"relevance", "technical_depth", "specificity", "communication"}
-    assert "prompt_injection:score_demand" in turn.flags
+    assert set(turn.rubrics) <= {"relevance", "coverage", "specificity", "communication"}
+    assert any(flag.startswith("prompt_injection:") for flag in turn.flags)
 
     body = stub.requests[-1]
     assert body["tool_choice"]["function"]["name"] == "TurnJudgement"  # function_calling

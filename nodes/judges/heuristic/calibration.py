@@ -26,6 +26,7 @@ class Calibration:
     lexical_point_match: Curve
     embedding_share: float
     coverage_full_share: float
+    coverage_covered_share_weight: float
     rubric_concepts_full: int
     turn_weights: Mapping[str, float]
     flow_weights: Mapping[str, float]
@@ -70,6 +71,7 @@ def calibration() -> Calibration:
         lexical_point_match=(raw["lexical_point_match"][0], raw["lexical_point_match"][1]),
         embedding_share=raw["embedding_share"],
         coverage_full_share=raw["coverage_full_share"],
+        coverage_covered_share_weight=raw["coverage_covered_share_weight"],
         rubric_concepts_full=raw["rubric_concepts_full"],
         turn_weights=raw["turn_weights"],
         flow_weights=raw["flow_weights"],

@@ -19,7 +19,8 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN = re.compile(r"[A-Za-z]")
 _WORD = re.compile(r"\w+")
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9+#./'-]*|[\uac00-\ud7a3]+", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
+# Not after a one-letter abbreviation ("e.g. ", "P.S. "): those do not end a sentence.
+_SENTENCE_END = re.compile(r"(?<![.\s][A-Za-z]\.)(?<=[.!?。])\s+|\n+")
 _LIST_SEPARATORS = re.compile(r"[,;/|·•\n]+|\s-\s|\s+(?:and|및|그리고)\s+")
 HANGUL_CHARS_PER_WORD = 2.5
 

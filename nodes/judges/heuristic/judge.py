@@ -42,7 +42,7 @@ from nodes.judges.heuristic.features import (
     sentences,
     units_with_terms,
 )
-from nodes.judges.heuristic.turn import Measured, Scored, score_answer
+from nodes.judges.heuristic.turn import Measured, Scored, relevance_score, score_answer
 from nodes.judges.injection import InjectionScan, scan
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.reference import BankEntry, exact_entry, position_entries
@@ -239,11 +239,14 @@ class HeuristicJudge:
         own_profile = " ".join([case.question, *reference.points])
         thresholds = guard_rules.threshold
         if self._calibrated(language):
-            vectors = await self._embed([text, own_profile, *(self._profile(e) for e in others)])
-            a_vec, own_vec, other_vecs = vectors[0], vectors[1], vectors[2:]
+            vectors = await self._embed([text, own_profile, case.question,
+                                         *(self._profile(e) for e in others)])
+            a_vec, own_vec, q_vec, other_vecs = vectors[0], vectors[1], vectors[2], vectors[3:]
             own = _dot(a_vec, own_vec)
             sims = [_dot(a_vec, v) for v in other_vecs]
-            margin = self._margin()
+            best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
+            decided = sims[best_index] - own > self._margin()
+            measured = Measured(_dot(q_vec, a_vec), None)
             kind = "cosine"
         else:
             a_units = units_with_terms(text)
@@ -254,13 +257,22 @@ class HeuristicJudge:
 
             own = lexical(own_profile)
             sims = [lexical(self._profile(e)) for e in others]
-            margin = thresholds("off_topic_margin_lexical")
+            best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
+            best = sims[best_index]
+            decided = (best >= thresholds("off_topic_lexical_ratio") * own
+                       and best - own >= thresholds("off_topic_lexical_gap"))
+            measured = Measured(None, None)
             kind = "lexical"
-        best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
-        best = sims[best_index]
-        if best - own <= margin:
+        if not decided:
             return None
-        return guard_rules.off_topic_finding(others[best_index].text, own, best, kind)
+        # an answer that clearly addresses its own question is not off-topic, however close
+        # it also is to a neighbour
+        relevance, _, _ = relevance_score(case.question, text, measured, self._model_name,
+                                          language, calibration())
+        if relevance >= thresholds("off_topic_own_relevance_below"):
+            return None
+        return guard_rules.off_topic_finding(others[best_index].text, own, sims[best_index],
+                                             kind)
 
     def _margin(self) -> float:
         from nodes.judges.lexicons import load
@@ -313,6 +325,7 @@ class HeuristicJudge:
             scored, vector = await self._score_text(case, inspection.scan.cleaned, inspection)
         score = scored.score if scored is not None else 0.0
         if inspection.scan.flagged and scored is not None:
+            # The guarantee: never above the answer without its suspect sentences.
             bound_text = inspection.scan.without_sentences
             bound = 0.0
             if bound_text.strip() and bound_text != inspection.scan.cleaned:
@@ -321,9 +334,11 @@ class HeuristicJudge:
                     bound = min(bound, finding.cap)
             elif bound_text.strip():
                 bound = score
-            score = min(score, bound) * calibration().injection_penalty
+            score = min(score, bound)
         for finding in inspection.findings:
             score = min(score, finding.cap)
+        if inspection.scan.flagged:
+            score *= calibration().injection_penalty
         score = r1(clamp(score))
         details = self._turn_details(case, inspection, scored, score)
         return TurnResult(details=details, scored=scored, inspection=inspection,

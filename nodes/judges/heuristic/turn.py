@@ -83,8 +83,9 @@ class Scored:
         return {k: RubricScore(score=r1(v), reason=self.reasons[k]) for k, v in values.items()}
 
 
-def _relevance(question: str, text: str, measured: Measured, model: str, language: str,
+def relevance_score(question: str, text: str, measured: Measured, model: str, language: str,
                cal: Calibration) -> tuple[float, str, bool]:
+    """Relevance (0-100), its reason, and whether it rests on words only."""
     q_units = units_with_terms(question)
     a_units = units_with_terms(text)
     shared = q_units & a_units
@@ -123,9 +124,13 @@ def _coverage(text: str, points: Sequence[str], rubric: Rubric | None, rubric_no
             matches = [_point_match_lexical(p, answer_units, cal) for p in points]
             how = "shared words/terms per point"
         mean = math.fsum(matches) / len(matches)
-        score = clamp(100.0 * mean / cal.coverage_full_share)
         covered = [p for p, m in zip(points, matches, strict=True) if m >= 0.5]
         missing = [p for p, m in zip(points, matches, strict=True) if m < 0.5]
+        # half for the share of points clearly covered, half for how close the answer comes
+        # to all of them (so a near miss still counts a little)
+        weight = cal.coverage_covered_share_weight
+        score = clamp(weight * 100.0 * len(covered) / len(points)
+                      + (1 - weight) * 100.0 * mean / cal.coverage_full_share)
         return score, (f"{len(covered)} of {len(points)} expected points covered ({how}; mean "
                        f"match {mean:.2f}, {cal.coverage_full_share:.2f} = full marks)"
                        ), covered, missing, []
@@ -217,7 +222,7 @@ def score_answer(
         The four criteria and the evidence they found.
     """
     cal = calibration()
-    rel, rel_reason, lexical_only = _relevance(question, text, measured, model, language, cal)
+    rel, rel_reason, lexical_only = relevance_score(question, text, measured, model, language, cal)
     cov, cov_reason, covered, missing, concepts = _coverage(
         text, points, rubric, rubric_note, measured, model, language, cal)
     spec, spec_reason, markers, found_figures, terms, generic = _specificity(
