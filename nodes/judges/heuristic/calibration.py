@@ -27,6 +27,7 @@ class Calibration:
     embedding_share: float
     coverage_full_share: float
     coverage_covered_share_weight: float
+    relevance_from_points: float
     rubric_concepts_full: int
     turn_weights: Mapping[str, float]
     flow_weights: Mapping[str, float]
@@ -72,6 +73,7 @@ def calibration() -> Calibration:
         embedding_share=raw["embedding_share"],
         coverage_full_share=raw["coverage_full_share"],
         coverage_covered_share_weight=raw["coverage_covered_share_weight"],
+        relevance_from_points=raw["relevance_from_points"],
         rubric_concepts_full=raw["rubric_concepts_full"],
         turn_weights=raw["turn_weights"],
         flow_weights=raw["flow_weights"],

@@ -225,6 +225,14 @@ def score_answer(
     rel, rel_reason, lexical_only = relevance_score(question, text, measured, model, language, cal)
     cov, cov_reason, covered, missing, concepts = _coverage(
         text, points, rubric, rubric_note, measured, model, language, cal)
+    if points and cal.relevance_from_points * cov > rel:
+        # An answer that makes the question's expected points answers that question, even
+        # when its wording is far from the question's (the cosine of two texts of different
+        # length and register is a noisy signal, for Korean in particular).
+        rel = cal.relevance_from_points * cov
+        rel_reason += (f"; raised to {rel:.0f} = {cal.relevance_from_points:.1f} x coverage "
+                       "(the answer makes the question's expected points)")
+        lexical_only = False
     spec, spec_reason, markers, found_figures, terms, generic = _specificity(
         question, text, rubric, cal)
     comm, comm_reason, words = _communication(text, language, cal)
