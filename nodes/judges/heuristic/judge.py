@@ -243,7 +243,11 @@ class HeuristicJudge:
                                          *(self._profile(e) for e in others)])
             a_vec, own_vec, q_vec, other_vecs = vectors[0], vectors[1], vectors[2], vectors[3:]
             own = _dot(a_vec, own_vec)
-            sims = [_dot(a_vec, v) for v in other_vecs]
+            # a bank question that paraphrases the asked one is not "another question"
+            paraphrase = self._model_threshold("off_topic_paraphrase_cosine", 0.9)
+            question_vecs = await self._embed([e.text for e in others])
+            sims = [-1.0 if _dot(q_vec, qv) >= paraphrase else _dot(a_vec, v)
+                    for v, qv in zip(other_vecs, question_vecs, strict=True)]
             best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
             decided = sims[best_index] - own > self._margin()
             measured = Measured(_dot(q_vec, a_vec), None)
@@ -256,7 +260,14 @@ class HeuristicJudge:
                 return len(units & a_units) / math.sqrt(max(1, len(units)) * max(1, len(a_units)))
 
             own = lexical(own_profile)
-            sims = [lexical(self._profile(e)) for e in others]
+            q_units = units_with_terms(case.question)
+
+            def paraphrases(entry: BankEntry) -> bool:
+                units = units_with_terms(entry.text)
+                return len(units & q_units) / max(1, min(len(units), len(q_units))) >= \
+                    thresholds("off_topic_paraphrase_lexical")
+
+            sims = [-1.0 if paraphrases(e) else lexical(self._profile(e)) for e in others]
             best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
             best = sims[best_index]
             decided = (best >= thresholds("off_topic_lexical_ratio") * own
@@ -275,14 +286,18 @@ class HeuristicJudge:
                                              kind)
 
     def _margin(self) -> float:
+        return self._model_threshold("off_topic_margin_embedding", 0.1)
+
+    def _model_threshold(self, name: str, default: float) -> float:
+        """A per-model guard threshold (`lexicons/guards.json`), by model-name substring."""
         from nodes.judges.lexicons import load
 
-        margins: dict[str, float] = load("guards")["thresholds"]["off_topic_margin_embedding"]
+        values: dict[str, float] = load("guards")["thresholds"][name]
         key = self._model_name.lower()
-        for name, value in margins.items():
-            if name in key:
+        for model, value in values.items():
+            if model in key:
                 return float(value)
-        return 0.1
+        return default
 
     # ------------------------------------------------------------------ scoring
 
