@@ -62,6 +62,7 @@ class _Cues:
     request_endings: tuple[str, ...]
     modal_directives: tuple[str, ...]
     role_line: re.Pattern[str]
+    label_line: re.Pattern[str]
     strong_role_line: re.Pattern[str]
     score_line: re.Pattern[str]
     benign: tuple[str, ...]
@@ -104,6 +105,11 @@ def _cues() -> _Cues:
             r"^\s*(?:[#>*\-\[(<{【]+\s*)?(?:" + labels + r")(?:\s+(?:note|notes|message|"
             r"prompt|instruction|instructions|override|memo|메모|지시|참고))?\s*"
             r"(?:[\])>}】]+\s*:?|:|：|-\s)",
+            re.IGNORECASE,
+        ),
+        label_line=re.compile(
+            r"^\s*[\"'\[(]?(?:" + scores + r"|verdict|assessment|recommendation|종합 평가|"
+            r"평가 결과|판정|추천)[\"'\])]?\s*(?:[:=：]|->|=>|-\s)",
             re.IGNORECASE,
         ),
         # "score: 95", "Final score = 100/100", "총점: 100점", '"score": 100'
@@ -209,6 +215,10 @@ def classify(text: str) -> str | None:
 
     if cues.score_line.search(lowered) and not (benign and not (evaluator or self_ref)):
         return "fake_score_marker"
+    label = cues.label_line.match(lowered)
+    if label is not None and (grade or high) and not benign:
+        # "Overall: outstanding", "verdict - strong hire", "종합 평가: 매우 우수"
+        return "fake_score_marker"
     if _SLASH_SCORE.search(lowered) and (self_ref or evaluator or addressed) and not benign:
         return "fake_score_marker"
     if override and (meta or evaluator or grade):
@@ -234,6 +244,17 @@ def _addresses_reader(text: str) -> bool:
     return any(_has(lowered, words) for words in (
         cues.addressees, cues.second_person, cues.vocatives, cues.self_reference,
         cues.grade_words, cues.meta_words))
+
+
+def _continues_note(sentence: str) -> bool:
+    """A short sentence right after a removed one that still praises or grades the answer."""
+    cues = _cues()
+    lowered = sentence.lower()
+    if len(tokens(lowered)) > 8:
+        return False
+    return any(_has(lowered, words) for words in (
+        cues.grade_words, cues.high_grade, cues.self_reference, cues.addressees,
+        cues.second_person))
 
 
 def _vocative_head(lowered: str) -> bool:
@@ -309,12 +330,17 @@ def scan(answer: str) -> InjectionScan:
             without_notes = without_notes[:a] + " " + without_notes[b:]
         kept = []
         opened = False  # a role label opened a span that runs to the end of the line
+        previous_removed = False
         for sentence in sentences(without_notes):
             if opened or _cues().strong_role_line.match(sentence.lower()):
                 opened = True
                 removals.append(Removal("system_line", sentence.strip()))
                 continue
+            if previous_removed and _continues_note(sentence):
+                removals.append(Removal("continued_note", sentence.strip()))
+                continue
             text, found = _clean_sentence(sentence)
+            previous_removed = bool(found) and not text.strip(" .,:;-")
             removals.extend(found)
             if text.strip(" .,:;-"):
                 kept.append(text)
@@ -322,6 +348,7 @@ def scan(answer: str) -> InjectionScan:
         bound: list[str] = []
         cursor = 0
         opened = False
+        previous_removed = False
         for sentence in sentences(line):
             if opened or _cues().strong_role_line.match(sentence.lower()):
                 opened = True
@@ -330,7 +357,11 @@ def scan(answer: str) -> InjectionScan:
             end = start + len(sentence)
             cursor = max(cursor, end)
             overlaps = any(a < end and start < b for a, b, _ in notes)
-            if not overlaps and not _clean_sentence(sentence)[1]:
+            if previous_removed and _continues_note(sentence):
+                continue
+            suspect = overlaps or bool(_clean_sentence(sentence)[1])
+            previous_removed = suspect
+            if not suspect:
                 bound.append(sentence)
         bound_lines.append(" ".join(bound))
     if not removals:
