@@ -40,6 +40,7 @@ async def evaluate_holistic_flow(
                 question=turn["question"],
                 answer=turn["answer"] or "",
                 category=turn["category"],
+                expected_points=tuple(turn.get("expected_points", ())),
             )
             for turn in answered
         ),

@@ -194,6 +194,8 @@ ask for specifics, or move to a concept not yet covered.
 - The bank examples show the style and level expected; do not copy them verbatim.
 - `category`: one lower-case word for the kind of question (e.g. experience, design, \
 technical, behavioral, troubleshooting).
+- `expected_points`: 3 to 6 short statements, in {language_name}, of the ideas a good answer \
+to your question covers, as an expert interviewer would list them (the judges' reference).
 
 Concepts of this position (prefer ones the conversation has not covered yet):
 {concepts}
