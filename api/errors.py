@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from api.interviews import NoPendingQuestionError, SessionKindError
 from api.validation import InvalidRequestError
 from nodes.close_session import EvaluationIncompleteError
-from nodes.factory import JudgeConfigurationError
 from nodes.intake_answer import InvalidAnswerError
+from nodes.judges.factory import JudgeConfigurationError
+from nodes.judges.rubrics import UnknownPositionError
 from nodes.open_session import InvalidInterviewInputError
 from nodes.question_generation import NoQuestionsLeftError
-from nodes.rubrics import UnknownPositionError
 from storage.errors import (
     EvaluationTypeError,
     InvalidDetailsError,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.interviews import InterviewService, SessionReport
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
-from nodes.rubrics import available_positions
+from nodes.judges.rubrics import available_positions
 
 Language = Literal["en", "ko"]
 

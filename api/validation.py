@@ -15,7 +15,7 @@ from typing import Any
 
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
-from nodes.rubrics import available_positions
+from nodes.judges.rubrics import available_positions
 from storage.text import text_problem
 
 #: Languages the judges and the question bank speak.

@@ -9,7 +9,7 @@ replaces its earlier summary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 
 class TurnRecord(TypedDict):
@@ -20,6 +20,7 @@ class TurnRecord(TypedDict):
     question_id: int | None
     category: str | None
     answer: str | None
+    expected_points: NotRequired[list[str]]
 
 
 class TranscriptItem(TypedDict):
@@ -64,6 +65,7 @@ class TurnTask(TypedDict):
     question: str
     answer: str
     category: str | None
+    expected_points: NotRequired[list[str]]
 
 
 def merge_by_turn(

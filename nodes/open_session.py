@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import InterviewState, TurnRecord
-from nodes.rubrics import load_rubric
+from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError
 from storage.models import EvaluationType
 from storage.sessions import TranscriptTurn

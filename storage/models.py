@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy import text as sql_text  # `text` is also a Question column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -202,6 +203,8 @@ class Question(Base):
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
         Index(None, "position", "language"),
+        CheckConstraint("jsonb_typeof(expected_points) = 'array'",
+                        name="expected_points_is_array"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -209,6 +212,10 @@ class Question(Base):
     category: Mapped[str] = mapped_column(String(100), nullable=False)
     language: Mapped[str] = mapped_column(String(10), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
+    expected_points: Mapped[list[str]] = mapped_column(
+        JSONB(none_as_null=True), nullable=False, server_default=sql_text("'[]'::jsonb")
+    )
+    """The 3-6 ideas a good answer covers, in the question's language (the judges' reference)."""
     embedding: Mapped[list[float]] = mapped_column(
         Vector(get_settings().embedding_dim), nullable=False
     )
