@@ -68,11 +68,9 @@ async def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from api.server import serve
 
-    from api.app import create_app
-
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    serve(args.host, args.port)
     return 0
 
 

@@ -20,6 +20,8 @@ from graph.context import Context, Services
 from graph.state import InterviewState, TranscriptItem, TurnScore
 from storage.errors import SessionNotFoundError
 from storage.models import EvaluationType
+from storage.settings import DEFAULT_TENANT
+from storage.views import SessionView
 
 
 class NoPendingQuestionError(RuntimeError):
@@ -73,8 +75,9 @@ class SessionReport:
     flags: list[str] = field(default_factory=list)
 
 
-def _config(session_id: uuid.UUID) -> RunnableConfig:
-    return {"configurable": {"thread_id": str(session_id)}}
+def _config(session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> RunnableConfig:
+    # `tenant` is read by open_session when it creates the session row.
+    return {"configurable": {"thread_id": str(session_id), "tenant": tenant}}
 
 
 class InterviewService:
@@ -93,13 +96,31 @@ class InterviewService:
             question_generator=services.question_generator,
         )
 
-    async def _run(self, payload: dict[str, Any] | Command[Any], session_id: uuid.UUID
-                   ) -> dict[str, Any]:
+    async def _run(self, payload: dict[str, Any] | Command[Any], session_id: uuid.UUID,
+                   tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
         result: dict[str, Any] = await self._graph.ainvoke(
-            graph_input, _config(session_id), context=self._context
+            graph_input, _config(session_id, tenant), context=self._context
         )
         return result
+
+    async def check_owner(self, session_id: uuid.UUID, tenant: str, *, missing_ok: bool = False
+                          ) -> SessionView | None:
+        """The session if `tenant` owns it; `SessionNotFoundError` for another tenant's.
+
+        Every call naming an existing session passes here before any graph run, so another
+        tenant can neither read nor change it (nor write a checkpoint on its thread).
+        With `missing_ok`, an unknown session is None instead of an error.
+        """
+        try:
+            session = await self._services.storage.sessions.get_session(session_id)
+        except SessionNotFoundError:
+            if missing_ok:
+                return None
+            raise
+        if session.tenant != tenant:
+            raise SessionNotFoundError(session_id)  # the very error of an unknown session
+        return session
 
     @staticmethod
     def _step(session_id: uuid.UUID, result: dict[str, Any]) -> InterviewStep:
@@ -129,8 +150,9 @@ class InterviewService:
         language: str,
         max_turns: int,
         exam_id: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> InterviewStep:
-        """Open a new session and return its first question."""
+        """Open a new session of `tenant` and return its first question."""
         session_id = uuid.uuid4()
         result = await self._run(
             {
@@ -143,11 +165,14 @@ class InterviewService:
                 "mode": "interview",
             },
             session_id,
+            tenant,
         )
         return self._step(session_id, result)
 
-    async def pending(self, session_id: uuid.UUID) -> InterviewStep:
+    async def pending(self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+                      ) -> InterviewStep:
         """The session's current step, read from its checkpoint."""
+        await self.check_owner(session_id, tenant)
         snapshot = await self._graph.aget_state(_config(session_id))
         if not snapshot.values:
             await self._services.storage.sessions.get_session(session_id)  # 404 if unknown
@@ -156,9 +181,10 @@ class InterviewService:
         values["__interrupt__"] = list(snapshot.interrupts)
         return self._step(session_id, values)
 
-    async def answer(self, session_id: uuid.UUID, answer: str | None, stop: bool = False
-                     ) -> InterviewStep:
+    async def answer(self, session_id: uuid.UUID, answer: str | None, stop: bool = False,
+                     tenant: str = DEFAULT_TENANT) -> InterviewStep:
         """Resume the interview with the candidate's answer (and/or a stop)."""
+        await self.check_owner(session_id, tenant)
         snapshot = await self._graph.aget_state(_config(session_id))
         if not snapshot.interrupts:
             if not snapshot.values:
@@ -172,9 +198,10 @@ class InterviewService:
         result = await self._run(Command(resume=resume), session_id)
         return self._step(session_id, result)
 
-    async def submit(self, session_id: uuid.UUID, reevaluate: bool = False) -> SessionReport:
+    async def submit(self, session_id: uuid.UUID, reevaluate: bool = False,
+                     tenant: str = DEFAULT_TENANT) -> SessionReport:
         """Evaluate whatever is pending for an existing session and close it (idempotent)."""
-        session = await self._services.storage.sessions.get_session(session_id)
+        session = await self._services.storage.sessions.get_session(session_id, tenant=tenant)
         if not session.is_ended:
             await self._run(
                 {"session_id": str(session_id), "mode": "submission",
@@ -183,7 +210,7 @@ class InterviewService:
                  "reevaluate": reevaluate},
                 session_id,
             )
-        return await self.report(session_id)
+        return await self.report(session_id, tenant)
 
     async def submit_transcript(
         self,
@@ -195,6 +222,7 @@ class InterviewService:
         session_id: uuid.UUID | None = None,
         exam_id: str | None = None,
         reevaluate: bool = False,
+        tenant: str = DEFAULT_TENANT,
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
@@ -202,12 +230,9 @@ class InterviewService:
         stored report is returned unchanged (idempotent resubmission).
         """
         session_id = session_id or uuid.uuid4()
-        try:
-            existing = await self._services.storage.sessions.get_session(session_id)
-        except SessionNotFoundError:
-            existing = None
+        existing = await self.check_owner(session_id, tenant, missing_ok=True)
         if existing is not None and existing.is_ended:
-            report = await self.report(session_id)
+            report = await self.report(session_id, tenant)
             stored = [(t.question, t.answer) for t in report.turns]
             if stored == [(item["question"], item["answer"]) for item in transcript]:
                 return report
@@ -224,13 +249,15 @@ class InterviewService:
                 "reevaluate": reevaluate,
             },
             session_id,
+            tenant,
         )
-        return await self.report(session_id)
+        return await self.report(session_id, tenant)
 
-    async def report(self, session_id: uuid.UUID) -> SessionReport:
+    async def report(self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+                     ) -> SessionReport:
         """The stored transcript and evaluations of a session."""
         storage = self._services.storage
-        session = await storage.sessions.get_session(session_id)
+        session = await storage.sessions.get_session(session_id, tenant=tenant)
         transcript = await storage.sessions.get_transcript(session_id)
         evaluations = await storage.evaluations.list_evaluations(session_id)
         by_turn = {
