@@ -313,11 +313,9 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Run the HTTP API (uvicorn; OpenAPI at /docs, served offline)."""
-    import uvicorn
+    from api.server import serve as serve_api
 
-    from api.app import create_app
-
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    serve_api(host, port)
 
 
 #: Exit status of `turnjudge db status` when the server is not running (as LSB's `status`).

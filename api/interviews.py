@@ -50,6 +50,7 @@ from storage.errors import (
 )
 from storage.locks import SessionLocks
 from storage.models import EvaluationType
+from storage.settings import DEFAULT_TENANT
 from storage.views import EvaluationView, SessionView, TurnView
 
 Graph = CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]
@@ -121,8 +122,9 @@ class SessionReport:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def _config(session_id: uuid.UUID) -> RunnableConfig:
-    return {"configurable": {"thread_id": str(session_id)}}
+def _config(session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> RunnableConfig:
+    # `tenant` is read by open_session when it creates the session row.
+    return {"configurable": {"thread_id": str(session_id), "tenant": tenant}}
 
 
 def ended_status(evaluations: Sequence[EvaluationView]) -> str:
@@ -167,17 +169,45 @@ class InterviewService:
 
     # ------------------------------------------------------------------ graph runs
     async def _run(
-        self, payload: dict[str, Any] | Command[Any] | None, session_id: uuid.UUID
+        self,
+        payload: dict[str, Any] | Command[Any] | None,
+        session_id: uuid.UUID,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
         result: dict[str, Any] = await self._graph.ainvoke(
-            graph_input, _config(session_id), context=self._context
+            graph_input, _config(session_id, tenant), context=self._context
         )
         return result
 
-    async def _run_submission(self, payload: dict[str, Any]) -> None:
+    async def _run_submission(self, payload: dict[str, Any], tenant: str) -> None:
         graph_input: Any = payload
-        await self._submissions.ainvoke(graph_input, context=self._context)
+        config: RunnableConfig = {"configurable": {"tenant": tenant}}
+        await self._submissions.ainvoke(graph_input, config, context=self._context)
+
+    async def check_owner(
+        self, session_id: uuid.UUID, tenant: str, *, missing_ok: bool = False
+    ) -> SessionView | None:
+        """The session if `tenant` owns it; `SessionNotFoundError` for another tenant's.
+
+        Every call naming an existing session passes here before any graph run, so another
+        tenant can neither read nor change it (nor write a checkpoint on its thread).
+        With `missing_ok`, an unknown session is None instead of an error.
+        """
+        try:
+            session = await self._services.storage.sessions.get_session(session_id)
+        except SessionNotFoundError:
+            if missing_ok:
+                return None
+            raise
+        if session.tenant != tenant:
+            raise SessionNotFoundError(session_id)  # the very error of an unknown session
+        return session
+
+    async def _owned(self, session_id: uuid.UUID, tenant: str) -> SessionView:
+        session = await self.check_owner(session_id, tenant)
+        assert session is not None
+        return session
 
     async def _snapshot(self, session_id: uuid.UUID) -> StateSnapshot:
         return await self._graph.aget_state(_config(session_id))
@@ -287,8 +317,9 @@ class InterviewService:
         exam_id: str | None = None,
         run: str | None = None,
         tags: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> InterviewStep:
-        """Open a new session and return its first question.
+        """Open a new session of `tenant` and return its first question.
 
         `run` and `tags` are stored in the session's metadata (exports filter by them).
         """
@@ -308,13 +339,16 @@ class InterviewService:
                 "metadata": metadata,
             },
             session_id,
+            tenant,
         )
         return self._step(session_id, result)
 
-    async def pending(self, session_id: uuid.UUID) -> InterviewStep:
+    async def pending(
+        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+    ) -> InterviewStep:
         """The session's current step; a run that died mid-way is continued first."""
         session_id = check_session_id(session_id)
-        session = await self._services.storage.sessions.get_session(session_id)  # 404
+        session = await self._owned(session_id, tenant)  # 404
         if session.is_ended:
             return await self._ended_step(session)
         snapshot = await self._snapshot(session_id)
@@ -332,6 +366,7 @@ class InterviewService:
         stop: bool = False,
         *,
         turn: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> InterviewStep:
         """Resume the interview with the candidate's answer (and/or a stop).
 
@@ -345,6 +380,7 @@ class InterviewService:
         answer, stop = check_answer(answer, stop)
         if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
             raise InvalidRequestError("turn", "must be an integer >= 1")
+        await self._owned(session_id, tenant)
         async with self._locks.hold(session_id):
             step = await self._current_step(session_id)
             transcript = await self._services.storage.sessions.get_transcript(session_id)
@@ -410,7 +446,9 @@ class InterviewService:
         return self._step(session_id, result)
 
     # ------------------------------------------------------------------ submissions
-    async def submit(self, session_id: uuid.UUID, reevaluate: bool = False) -> SessionReport:
+    async def submit(
+        self, session_id: uuid.UUID, reevaluate: bool = False, tenant: str = DEFAULT_TENANT
+    ) -> SessionReport:
         """Evaluate whatever is pending for an existing session and close it.
 
         Single-flight and idempotent: concurrent calls run one at a time; the first
@@ -420,8 +458,8 @@ class InterviewService:
         session_id = check_session_id(session_id)
         check_flag("reevaluate", reevaluate)
         storage = self._services.storage
-        if (await storage.sessions.get_session(session_id)).is_ended:
-            return await self.report(session_id)  # closed for good: no lock needed
+        if (await self._owned(session_id, tenant)).is_ended:
+            return await self.report(session_id, tenant)  # closed for good: no lock needed
         async with self._locks.hold(session_id):
             session = await storage.sessions.get_session(session_id)
             if not session.is_ended:
@@ -439,8 +477,9 @@ class InterviewService:
                             "max_turns": session.max_turns,
                             "reevaluate": reevaluate,
                         },
+                        tenant,
                     )
-        return await self.report(session_id)
+        return await self.report(session_id, tenant)
 
     async def submit_transcript(
         self,
@@ -454,6 +493,7 @@ class InterviewService:
         reevaluate: bool = False,
         run: str | None = None,
         tags: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
@@ -471,10 +511,10 @@ class InterviewService:
         async with self._locks.hold(sid):
             if session_id is not None:
                 existing = await self._existing_submission(
-                    sid, items, participant_id, position, language, exam_id
+                    sid, items, participant_id, position, language, exam_id, tenant
                 )
                 if existing is not None and existing.is_ended:
-                    return await self.report(sid)
+                    return await self.report(sid, tenant)
             await self._run_submission(
                 {
                     "session_id": str(sid),
@@ -487,9 +527,10 @@ class InterviewService:
                     "transcript": items,
                     "reevaluate": reevaluate,
                     "metadata": metadata,
-                }
+                },
+                tenant,
             )
-        return await self.report(sid)
+        return await self.report(sid, tenant)
 
     async def _existing_submission(
         self,
@@ -499,12 +540,12 @@ class InterviewService:
         position: str,
         language: str,
         exam_id: str | None,
+        tenant: str,
     ) -> SessionView | None:
         """The stored session this re-submission targets, if its request matches it."""
         storage = self._services.storage
-        try:
-            session = await storage.sessions.get_session(session_id)
-        except SessionNotFoundError:
+        session = await self.check_owner(session_id, tenant, missing_ok=True)
+        if session is None:
             return None
         if await self._is_interview(session_id):
             raise SessionKindError(
@@ -544,11 +585,13 @@ class InterviewService:
         return session
 
     # ------------------------------------------------------------------ reports
-    async def report(self, session_id: uuid.UUID) -> SessionReport:
-        """The stored transcript and evaluations of a session."""
+    async def report(
+        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+    ) -> SessionReport:
+        """The stored transcript and evaluations of a session of `tenant`."""
         session_id = check_session_id(session_id)
         storage = self._services.storage
-        session = await storage.sessions.get_session(session_id)
+        session = await self._owned(session_id, tenant)
         transcript = await storage.sessions.get_transcript(session_id)
         evaluations = await storage.evaluations.list_evaluations(session_id)
         by_turn = {

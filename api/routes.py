@@ -1,35 +1,59 @@
-"""HTTP routes: thin translations between JSON and the interview facade / services."""
+"""HTTP routes: thin translations between JSON and the interview facade / services.
+
+Each route authenticates first (see `api.deps`), acts for the caller's tenant, and documents
+exactly the error statuses it can return (`api.responses`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+import secrets
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 
-from api.deps import AppDep, require_api_key
+from api.deps import (
+    ApiKeyRoute,
+    AppDep,
+    InterviewCallerDep,
+    InterviewRoute,
+    StrictJSONRoute,
+    TenantDep,
+)
+from api.errors import error_response
 from api.interviews import InterviewStep, SessionReport
+from api.responses import error_responses
 from api.schemas import (
+    MAX_QUERY_CHARS,
+    NONBLANK_TEXT_SCHEMA,
     AnswerIn,
-    ErrorOut,
     EvaluationOut,
     HealthOut,
+    InterviewStartOut,
     InterviewStepOut,
+    Language,
+    Position,
     ReportOut,
     SimilarQuestionOut,
     StartInterview,
     SubmitTranscript,
+    nonblank,
 )
 from storage.models import EvaluationType
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (401, 404, 409, 422, 502)
-}
+logger = logging.getLogger("api.routes")
 
-router = APIRouter(dependencies=[Depends(require_api_key)], responses=ERRORS)
-health_router = APIRouter()
+#: How long /health waits for the database before it reports it unavailable.
+HEALTH_TIMEOUT_S = 5.0
 
+router = APIRouter(route_class=ApiKeyRoute)
+interview_router = APIRouter(route_class=InterviewRoute)
+health_router = APIRouter(route_class=StrictJSONRoute)
 
 def _step_out(step: InterviewStep) -> InterviewStepOut:
     return InterviewStepOut.model_validate(dataclasses.asdict(step))
@@ -39,72 +63,125 @@ def _report_out(report: SessionReport) -> ReportOut:
     return ReportOut.model_validate(dataclasses.asdict(report))
 
 
-@health_router.get("/health", response_model=HealthOut, tags=["health"])
-async def health(app: AppDep) -> HealthOut:
-    """Liveness: the database answers and the judge is configured."""
-    count = await app.services.storage.questions.count()
+def _database_down(reason: str) -> JSONResponse:
+    return error_response(503, "DatabaseUnavailable", f"database unavailable ({reason})",
+                          headers={"Retry-After": "5"})
+
+
+@health_router.get("/health", response_model=HealthOut, tags=["health"],
+                   responses=error_responses())
+async def health(app: AppDep) -> HealthOut | JSONResponse:
+    """Liveness: the database answers (else 503 `DatabaseUnavailable`), the judge in use."""
+    try:
+        count = await asyncio.wait_for(app.services.storage.questions.count(), HEALTH_TIMEOUT_S)
+    except TimeoutError:
+        logger.warning("health: the database did not answer within %s s", HEALTH_TIMEOUT_S)
+        return _database_down(f"no answer within {HEALTH_TIMEOUT_S:g} s")
+    except Exception as exc:  # whatever stops the query, the database is what is failing
+        logger.warning("health: database unavailable: %r", exc)
+        return _database_down(type(exc).__name__)
     return HealthOut(status="ok", database="ok", judge=app.services.judge.kind, questions=count)
 
 
-@router.post("/interviews", response_model=InterviewStepOut,
-             status_code=status.HTTP_201_CREATED, tags=["interviews"])
-async def start_interview(body: StartInterview, app: AppDep) -> InterviewStepOut:
-    """Open a session and get the first question."""
+@router.post("/interviews", response_model=InterviewStartOut,
+             status_code=status.HTTP_201_CREATED, tags=["interviews"],
+             responses=error_responses(401, 409, 413, 422, 502,
+                                       only={409: ("no_questions",),
+                                             422: ("field", "nul", "json")}))
+async def start_interview(body: StartInterview, app: AppDep, caller: TenantDep
+                          ) -> InterviewStartOut:
+    """Open a session and get the first question, and a token for the candidate."""
     step = await app.interviews.start(
-        participant_id=body.participant_id, position=body.position, language=body.language,
-        max_turns=body.max_turns, exam_id=body.exam_id,
+        participant_id=body.participant_id, position=body.position.value,
+        language=body.language.value, max_turns=body.max_turns, exam_id=body.exam_id,
+        run=body.run, tags=body.tags, tenant=caller.tenant,
     )
-    return _step_out(step)
+    # Stored once the session exists (open_session creates it inside the graph run).
+    token = secrets.token_urlsafe(32)
+    await app.services.storage.sessions.set_candidate_token(step.session_id, token)
+    return InterviewStartOut(**_step_out(step).model_dump(), candidate_token=token)
 
 
-@router.get("/interviews/{session_id}", response_model=InterviewStepOut, tags=["interviews"])
-async def get_interview(session_id: uuid.UUID, app: AppDep) -> InterviewStepOut:
-    """The question currently awaiting an answer (or the final status)."""
-    return _step_out(await app.interviews.pending(session_id))
+@interview_router.get(
+    "/interviews/{session_id}", response_model=InterviewStepOut, tags=["interviews"],
+    responses=error_responses(401, 404, 409, 422,
+                              only={401: ("missing_key", "invalid_key"),
+                                    409: ("not_waiting",), 422: ("session_id",)}))
+async def get_interview(session_id: uuid.UUID, app: AppDep, caller: InterviewCallerDep
+                        ) -> InterviewStepOut:
+    """The question currently awaiting an answer (or the final status).
+
+    Takes X-API-Key or this interview's X-Candidate-Token.
+    """
+    return _step_out(await app.interviews.pending(session_id, tenant=caller.tenant))
 
 
-@router.post("/interviews/{session_id}/answers", response_model=InterviewStepOut,
-             tags=["interviews"])
+@interview_router.post(
+    "/interviews/{session_id}/answers", response_model=InterviewStepOut, tags=["interviews"],
+    responses=error_responses(401, 404, 409, 413, 422, 502,
+                              only={401: ("missing_key", "invalid_key"),
+                                    409: ("not_waiting", "ended", "conflict"),
+                                    422: ("field", "answer_required", "json", "session_id")}))
 async def answer(
-    session_id: uuid.UUID, body: AnswerIn, app: AppDep,
+    session_id: uuid.UUID, body: AnswerIn, app: AppDep, caller: InterviewCallerDep,
     turn: Annotated[int | None, Query(ge=1, le=1_000, description=(
         "The turn answered (as shown with the question): re-sending the same answer for "
         "it returns the current step; a different one is a 409."))] = None,
 ) -> InterviewStepOut:
-    """Answer the pending question; the answer is stored before this returns."""
-    if body.answer is None and not body.stop:
-        raise HTTPException(status_code=422, detail="answer is required unless stop is true")
-    return _step_out(
-        await app.interviews.answer(session_id, body.answer, body.stop, turn=turn)
+    """Answer the pending question (and/or stop); the answer is stored before this returns.
+
+    Takes X-API-Key or this interview's X-Candidate-Token. Re-sending the same answer after a
+    dropped connection returns the current step (idempotent on session, turn and answer).
+    """
+    step = await app.interviews.answer(
+        session_id, body.answer, body.stop, turn=turn, tenant=caller.tenant
     )
+    return _step_out(step)
 
 
-@router.post("/sessions/{session_id}/submit", response_model=ReportOut, tags=["sessions"])
-async def submit(session_id: uuid.UUID, app: AppDep,
+@router.post("/sessions/{session_id}/submit", response_model=ReportOut, tags=["sessions"],
+             responses=error_responses(401, 404, 409, 422, 502,
+                                       only={409: ("ended", "not_waiting"),
+                                             422: ("session_id",)}))
+async def submit(session_id: uuid.UUID, app: AppDep, caller: TenantDep,
                  reevaluate: bool = False) -> ReportOut:
     """Evaluate what is pending and close the session. Idempotent once closed."""
-    return _report_out(await app.interviews.submit(session_id, reevaluate=reevaluate))
+    report = await app.interviews.submit(session_id, reevaluate=reevaluate,
+                                         tenant=caller.tenant)
+    return _report_out(report)
 
 
-@router.post("/submissions", response_model=ReportOut, tags=["sessions"])
-async def submit_transcript(body: SubmitTranscript, app: AppDep) -> ReportOut:
-    """Store a complete transcript, evaluate all turns and the flow in parallel, close."""
-    return _report_out(await body.submit(app.interviews))
+@router.post("/submissions", response_model=ReportOut, tags=["sessions"],
+             responses=error_responses(401, 404, 409, 413, 422, 502,
+                                       only={409: ("ended", "conflict"),
+                                             422: ("field", "nul", "json")}))
+async def submit_transcript(body: SubmitTranscript, app: AppDep, caller: TenantDep
+                            ) -> ReportOut:
+    """Store a complete transcript, evaluate all turns and the flow in parallel, close.
+
+    A `session_id` of another tenant is 404, as an unknown one would be for a re-submission.
+    """
+    return _report_out(await body.submit(app.interviews, tenant=caller.tenant))
 
 
-@router.get("/sessions/{session_id}/report", response_model=ReportOut, tags=["sessions"])
-async def report(session_id: uuid.UUID, app: AppDep) -> ReportOut:
+@router.get("/sessions/{session_id}/report", response_model=ReportOut, tags=["sessions"],
+            responses=error_responses(401, 404, 422, only={422: ("session_id",)}))
+async def report(session_id: uuid.UUID, app: AppDep, caller: TenantDep) -> ReportOut:
     """Transcript, per-turn evaluations, holistic evaluation."""
-    return _report_out(await app.interviews.report(session_id))
+    return _report_out(await app.interviews.report(session_id, tenant=caller.tenant))
 
 
 @router.get("/sessions/{session_id}/evaluations", response_model=list[EvaluationOut],
-            tags=["sessions"])
+            tags=["sessions"],
+            responses=error_responses(401, 404, 422, only={422: ("session_id", "query")}))
 async def evaluations(
-    session_id: uuid.UUID, app: AppDep, evaluation_type: EvaluationType | None = None
+    session_id: uuid.UUID, app: AppDep, caller: TenantDep,
+    evaluation_type: EvaluationType | None = None,
 ) -> list[EvaluationOut]:
     """The stored evaluations of a session, optionally of one type."""
-    rows = await app.services.storage.evaluations.list_evaluations(session_id, evaluation_type)
+    storage = app.services.storage
+    await storage.sessions.get_session(session_id, tenant=caller.tenant)
+    rows = await storage.evaluations.list_evaluations(session_id, evaluation_type)
     return [
         EvaluationOut(
             id=row.id, turn=row.turn, evaluation_type=row.evaluation_type.value,
@@ -115,16 +192,27 @@ async def evaluations(
     ]
 
 
-@router.get("/questions/similar", response_model=list[SimilarQuestionOut], tags=["questions"])
+QueryText = Annotated[
+    str,
+    Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Text to search for.",
+          json_schema_extra=NONBLANK_TEXT_SCHEMA),
+    AfterValidator(nonblank),
+]
+
+
+@router.get("/questions/similar", response_model=list[SimilarQuestionOut], tags=["questions"],
+            responses=error_responses(401, 422, only={422: ("query",)}))
 async def similar_questions(
     app: AppDep,
-    text: Annotated[str, Query(min_length=1, max_length=2_000)],
+    caller: TenantDep,
+    text: QueryText,
     k: Annotated[int, Query(ge=1, le=50)] = 5,
-    position: str | None = None,
-    language: str | None = None,
+    position: Position | None = None,
+    language: Language | None = None,
 ) -> list[SimilarQuestionOut]:
     """Bank questions nearest to `text` by cosine distance (pgvector HNSW)."""
     hits = await app.services.storage.questions.similar(
-        text, k=k, position=position, language=language
+        text, k=k, position=position.value if position else None,
+        language=language.value if language else None,
     )
     return [SimilarQuestionOut.model_validate(dataclasses.asdict(hit)) for hit in hits]

