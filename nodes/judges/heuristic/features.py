@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from nodes.judges.lexicons import load
 
@@ -95,8 +95,11 @@ def content_units(text: str) -> list[str]:
         if HANGUL.match(token):
             if len(token) >= 2 and token[:2] not in ko_stop:
                 units.append(token[:2])
-        elif (len(token) >= 3 or any(c.isdigit() for c in token)) and token not in en_stop \
-                and token not in en_filler:
+        elif (
+            (len(token) >= 3 or any(c.isdigit() for c in token))
+            and token not in en_stop
+            and token not in en_filler
+        ):
             units.append(token[:5])
     return units
 
@@ -118,11 +121,22 @@ def term_groups() -> tuple[TermGroup, ...]:
     )
 
 
+@lru_cache(maxsize=8192)
+def _word_pattern(needle: str, *, prefix: bool = False) -> re.Pattern[str]:
+    """A compiled whole-word (or word-prefix) pattern for `needle`.
+
+    The lexicons hold more phrases than `re`'s own cache (512 patterns), so without this every
+    turn recompiled hundreds of them: most of the heuristic judge's time per turn.
+    """
+    end = "" if prefix else r"(?![a-z0-9])"
+    return re.compile(r"(?<![a-z0-9])" + re.escape(needle) + end)
+
+
 def _contains(lowered: str, needle: str) -> bool:
     """Whole-word match for Latin needles, substring match for Korean ones."""
     if HANGUL.search(needle):
         return needle in lowered
-    return re.search(r"(?<![a-z0-9])" + re.escape(needle) + r"(?![a-z0-9])", lowered) is not None
+    return _word_pattern(needle).search(lowered) is not None
 
 
 def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
@@ -132,7 +146,7 @@ def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
     for phrase in phrases:
         if phrase.endswith("*"):
             stem = phrase[:-1]
-            if re.search(r"(?<![a-z0-9])" + re.escape(stem), lowered):
+            if _word_pattern(stem, prefix=True).search(lowered):
                 found.append(stem)
         elif phrase and _contains(lowered, phrase):
             found.append(phrase)
@@ -160,8 +174,7 @@ def units_with_terms(text: str) -> set[str]:
                 if HANGUL.search(variant):
                     lowered = lowered.replace(variant, " ")
                 else:
-                    lowered = re.sub(r"(?<![a-z0-9])" + re.escape(variant) + r"(?![a-z0-9])",
-                                     " ", lowered)
+                    lowered = _word_pattern(variant).sub(" ", lowered)
         if hit:
             ids.append(group.id)
     return set(content_units(lowered)) | {"term:" + t for t in ids}
@@ -242,9 +255,10 @@ def _is_sentence_like(part: str, en_function: frozenset[str], ko_endings: tuple[
     if len(toks) < 4:
         return False
     grammatical = sum(
-        1 for t in toks
-        if t in en_function or (HANGUL.match(t) is not None and len(t) >= 2
-                                and t.endswith(ko_endings))
+        1
+        for t in toks
+        if t in en_function
+        or (HANGUL.match(t) is not None and len(t) >= 2 and t.endswith(ko_endings))
     )
     return grammatical >= 2
 
@@ -255,9 +269,10 @@ def shape(text: str) -> Shape:
     items = [p.strip() for p in _LIST_SEPARATORS.split(text) if p and p.strip()]
     toks = tokens(text)
     grammatical = sum(
-        1 for t in toks
-        if t in en_function or (HANGUL.match(t) is not None and len(t) >= 2
-                                and t.endswith(ko_endings))
+        1
+        for t in toks
+        if t in en_function
+        or (HANGUL.match(t) is not None and len(t) >= 2 and t.endswith(ko_endings))
     )
     sent = sentences(text)
     sentence_like = [s for s in sent if _is_sentence_like(s, en_function, ko_endings)]

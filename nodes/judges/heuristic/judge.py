@@ -232,15 +232,23 @@ class HeuristicJudge:
                          reference: Reference) -> GuardFinding | None:
         """The off-topic finding when the answer fits another bank question far better."""
         own_entry = reference.entry
+        # Only a question with expected points (a bank question, or one matched to it) can be
+        # compared like with like with its neighbours (question and points on both sides).
+        # A short free-form question against richer neighbours made correct answers look
+        # off-topic (a capped score of 20): without points, relevance alone judges the answer.
+        if own_entry is None or not reference.points:
+            return None
         others = [e for e in position_entries(case.position, language)
-                  if own_entry is None or e.text != own_entry.text]
+                  if e.text != own_entry.text]
         if not others or not text.strip():
             return None
         own_profile = " ".join([case.question, *reference.points])
+        profile = self._profile
+
         thresholds = guard_rules.threshold
         if self._calibrated(language):
             vectors = await self._embed([text, own_profile, case.question,
-                                         *(self._profile(e) for e in others)])
+                                         *(profile(e) for e in others)])
             a_vec, own_vec, q_vec, other_vecs = vectors[0], vectors[1], vectors[2], vectors[3:]
             own = _dot(a_vec, own_vec)
             # a bank question that paraphrases the asked one is not "another question"
@@ -267,7 +275,7 @@ class HeuristicJudge:
                 return len(units & q_units) / max(1, min(len(units), len(q_units))) >= \
                     thresholds("off_topic_paraphrase_lexical")
 
-            sims = [-1.0 if paraphrases(e) else lexical(self._profile(e)) for e in others]
+            sims = [-1.0 if paraphrases(e) else lexical(profile(e)) for e in others]
             best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
             best = sims[best_index]
             decided = (best >= thresholds("off_topic_lexical_ratio") * own
