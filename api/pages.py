@@ -7,6 +7,7 @@ self-contained page (see `api.report_page`): open it in a browser, print it to P
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
@@ -18,6 +19,21 @@ from api.responses import error_responses
 pages_router = APIRouter(route_class=ApiKeyRoute)
 
 
+def _json_errors(
+    *codes: int, only: dict[int, tuple[str, ...]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`error_responses` for an HTML route: errors stay JSON (`ErrorOut`).
+
+    FastAPI files a response's `model` under the route's media type, text/html here, so the
+    schema is given by reference instead.
+    """
+    out = error_responses(*codes, only=only)
+    for spec in out.values():
+        spec.pop("model")
+        spec["content"]["application/json"]["schema"] = {"$ref": "#/components/schemas/ErrorOut"}
+    return out
+
+
 @pages_router.get(
     "/sessions/{session_id}/report.html",
     response_class=HTMLResponse,
@@ -25,7 +41,7 @@ pages_router = APIRouter(route_class=ApiKeyRoute)
     summary="The session's report as a self-contained HTML page",
     responses={
         200: {"content": {"text/html": {}}, "description": "The report page"},
-        **error_responses(401, 404, 422, only={422: ("session_id",)}),
+        **_json_errors(401, 404, 422, only={422: ("session_id",)}),
     },
 )
 async def report_page(session_id: uuid.UUID, app: AppDep, caller: TenantDep) -> HTMLResponse:
