@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from api.interviews import InterviewService, SessionReport
 from api.schemas import SubmitTranscript
+from graph.state import TranscriptItem
 
 #: Namespace of the session ids derived from run names (uuid5).
 RUN_NAMESPACE = uuid.UUID("8d7f2c4e-3b1a-5c6d-9e0f-a1b2c3d4e5f6")
@@ -52,16 +53,22 @@ async def submit_record(
     run: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> SessionReport:
-    """Validate one record like the HTTP route does and submit it (under `run`, if given).
-
-    The command line's `--run` and `--tag` win over a record's own `run` and `tags`.
-    """
+    """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
     body = SubmitTranscript.model_validate(record)
-    run = run or body.run
-    update: dict[str, Any] = {"run": run, "tags": dict(tags) if tags else body.tags}
-    if body.session_id is None and run is not None:
-        update["session_id"] = run_session_id(run, index, body.participant_id)
-    return await body.model_copy(update=update).submit(interviews)
+    session_id = body.session_id
+    if session_id is None and run is not None:
+        session_id = run_session_id(run, index, body.participant_id)
+    return await interviews.submit_transcript(
+        participant_id=body.participant_id,
+        position=body.position.value,
+        language=body.language.value,
+        exam_id=body.exam_id,
+        session_id=session_id,
+        reevaluate=body.reevaluate,
+        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+        run=run,
+        tags=dict(tags) if tags else None,
+    )
 
 
 async def evaluate_file(

@@ -30,6 +30,7 @@ from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
 from nodes.judges.llm.prompts import LANGUAGE_NAMES
 from nodes.judges.rubrics import available_positions
+from storage.settings import DEFAULT_TENANT
 from storage.text import text_problem
 
 #: Positions that have a rubric (nodes/judges/rubrics/*.json).
@@ -105,19 +106,6 @@ def json_integer(value: object) -> object:
 
 MaxTurns = Annotated[int, Field(ge=1, le=30, description="Questions to ask (1-30); an integer."),
                      BeforeValidator(json_integer)]
-RunName = Annotated[
-    str,
-    text_field(MAX_ID_CHARS, "Run name stored with the session (exports and notebooks filter "
-               "by it)."),
-    AfterValidator(nonblank),
-]
-TagKey = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(nonblank)]
-TagValue = Annotated[str, Field(max_length=200), AfterValidator(storable)]
-Tags = Annotated[
-    dict[TagKey, TagValue],
-    Field(max_length=20, description="Free labels stored with the session, e.g. "
-          '{"cohort": "2026-q4"}.'),
-]
 
 
 class StartInterview(BaseModel):
@@ -130,8 +118,6 @@ class StartInterview(BaseModel):
     language: Language = Field(default=Language("en"), description="Language of the interview.")
     max_turns: MaxTurns = 5
     exam_id: Identifier | None = None
-    run: RunName | None = None
-    tags: Tags | None = None
 
 
 class AnswerIn(BaseModel):
@@ -189,21 +175,17 @@ class SubmitTranscript(BaseModel):
     )
     reevaluate: StrictBool = False
     transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=MAX_TRANSCRIPT_TURNS)
-    run: RunName | None = None
-    tags: Tags | None = None
 
-    async def submit(self, interviews: InterviewService, tenant: str | None = None
+    async def submit(self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
                      ) -> SessionReport:
-        """Run this submission through the interview facade (HTTP route and batch CLI)."""
-        extra = {} if tenant is None else {"tenant": tenant}
+        """Run this submission through the interview facade (HTTP route)."""
         return await interviews.submit_transcript(
             participant_id=self.participant_id, position=self.position.value,
             language=self.language.value, exam_id=self.exam_id, session_id=self.session_id,
             reevaluate=self.reevaluate,
             transcript=[TranscriptItem(question=t.question, answer=t.answer)
                         for t in self.transcript],
-            run=self.run, tags=self.tags,
-            **extra,
+            tenant=tenant,
         )
 
 
