@@ -4,6 +4,11 @@ Each record is validated with the same schema as the HTTP submission endpoint, s
 is reported with the field that is wrong and nothing of it is stored; the other records go on.
 With `--queue` the records are stored and queued for workers instead (`queue_file`), a batch
 of up to `QUEUE_BATCH` per transaction, and `--wait` follows them to the end (`wait_queued`).
+
+Under a run name (`--run NAME`) each record's session id is derived from the run and the
+record (`run_session_id`), so evaluating the same file again under the same run returns the
+stored reports instead of adding sessions: a run is evaluated once, never duplicated. The
+same holds for `--queue`: queueing a run again queues nothing for its closed sessions.
 """
 
 from __future__ import annotations
@@ -13,35 +18,50 @@ import dataclasses
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from api.interviews import InterviewService, TranscriptSubmission
+from api.interviews import InterviewService, SessionReport, TranscriptSubmission
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
 from graph.state import TranscriptItem
 from storage.queue import JobQueue
 
+#: Namespace of the session ids derived from run names (uuid5).
+RUN_NAMESPACE = uuid.UUID("8d7f2c4e-3b1a-5c6d-9e0f-a1b2c3d4e5f6")
 #: Submissions stored and queued per transaction by `queue_file`.
 QUEUE_BATCH = 500
 #: Seconds between two looks at the queued sessions' progress (`wait_queued`).
 POLL_S = 0.5
 
 
-def as_submission(body: SubmitTranscript) -> TranscriptSubmission:
-    """The facade's submission from a validated HTTP/CLI record."""
+def run_session_id(run: str, index: int, participant_id: str) -> uuid.UUID:
+    """The session id of record `index` (by `participant_id`) in run `run`: stable across runs."""
+    return uuid.uuid5(RUN_NAMESPACE, f"{run}\x1f{index}\x1f{participant_id}")
+
+
+def as_submission(
+    body: SubmitTranscript,
+    *,
+    session_id: uuid.UUID | None = None,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> TranscriptSubmission:
+    """The facade's submission from a validated HTTP/CLI record (HTTP: no run, no tags)."""
     return TranscriptSubmission(
         participant_id=body.participant_id,
-        position=body.position,
-        language=body.language,
+        position=body.position.value,
+        language=body.language.value,
         exam_id=body.exam_id,
-        session_id=body.session_id,
+        session_id=session_id if session_id is not None else body.session_id,
         reevaluate=body.reevaluate,
         callback_url=body.callback_url,
+        run=run,
+        tags=dict(tags) if tags else None,
         transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
     )
 
@@ -57,8 +77,40 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+async def submit_record(
+    interviews: InterviewService,
+    record: Mapping[str, Any],
+    index: int,
+    *,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> SessionReport:
+    """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
+    body = SubmitTranscript.model_validate(record)
+    session_id = body.session_id
+    if session_id is None and run is not None:
+        session_id = run_session_id(run, index, body.participant_id)
+    return await interviews.submit_transcript(
+        participant_id=body.participant_id,
+        position=body.position.value,
+        language=body.language.value,
+        exam_id=body.exam_id,
+        session_id=session_id,
+        reevaluate=body.reevaluate,
+        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+        run=run,
+        tags=dict(tags) if tags else None,
+    )
+
+
 async def evaluate_file(
-    interviews: InterviewService, path: str | Path, *, output: str | None, concurrency: int
+    interviews: InterviewService,
+    path: str | Path,
+    *,
+    output: str | None,
+    concurrency: int,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> int:
     """Evaluate every record; print a summary; return how many failed."""
     records = read_records(Path(path))
@@ -70,7 +122,7 @@ async def evaluate_file(
     async def one(index: int, record: dict[str, Any]) -> None:
         async with semaphore:
             try:
-                report = await SubmitTranscript.model_validate(record).submit(interviews)
+                report = await submit_record(interviews, record, index, run=run, tags=tags)
                 results[index] = json.loads(json.dumps(dataclasses.asdict(report), default=str))
             except Exception as exc:  # reported per record; the other records go on
                 failures.append(f"record {index + 1}: {type(exc).__name__}: {exc}")
@@ -87,9 +139,11 @@ async def evaluate_file(
     for result in results:
         if result is not None:
             holistic = (result.get("holistic") or {}).get("score")
-            print(f"{result['session_id']}  {result['participant_id']:<20} "
-                  f"turns={len(result['turns'])}  mean={result['turn_score_mean']}  "
-                  f"holistic={holistic}")
+            print(
+                f"{result['session_id']}  {result['participant_id']:<20} "
+                f"turns={len(result['turns'])}  mean={result['turn_score_mean']}  "
+                f"holistic={holistic}"
+            )
     for failure in failures:
         print(failure, file=sys.stderr)
     print(f"{len(records) - len(failures)} evaluated, {len(failures)} failed", file=sys.stderr)
@@ -102,14 +156,24 @@ async def queue_file(
     *,
     callbacks_signed: bool = False,
     batch_size: int = QUEUE_BATCH,
+    run: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> tuple[list[uuid.UUID], list[str]]:
-    """Store and queue every valid record; return the queued session ids and the failures."""
+    """Store and queue every valid record; return the queued session ids and the failures.
+
+    Under `run`, session ids are derived as `evaluate_file` derives them, so queueing the
+    same file again under the same run adds no session and queues nothing for closed ones.
+    """
     records = read_records(Path(path))
     valid: list[TranscriptSubmission] = []
     failures: list[str] = []
     for index, record in enumerate(records):
         try:
-            submission = as_submission(SubmitTranscript.model_validate(record))
+            body = SubmitTranscript.model_validate(record)
+            session_id = body.session_id
+            if session_id is None and run is not None:
+                session_id = run_session_id(run, index, body.participant_id)
+            submission = as_submission(body, session_id=session_id, run=run, tags=tags)
             InterviewService.check_submission(submission)
             if submission.callback_url is not None and not callbacks_signed:
                 raise InvalidRequestError("callback_url", "needs CALLBACK_SECRET on the server")

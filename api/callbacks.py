@@ -2,9 +2,14 @@
 
 When a queued session completes or fails for good, the worker defers a delivery job that
 POSTs a summary of the report to the submission's `callback_url`. The body is signed with
-HMAC-SHA256 under the tenant's secret (CALLBACK_SECRETS, else CALLBACK_SECRET) and the
-signature travels in `X-Turnjudge-Signature: sha256=<hex>`, so a receiver can check that the
-body came from turnjudge and was not altered (`verify_signature` is what it should do). A
+HMAC-SHA256 under the secret of the session's tenant and the signature travels in
+`X-Turnjudge-Signature: sha256=<hex>`, so a receiver can check that the body came from
+turnjudge and was not altered (`verify_signature` is what it should do).
+
+Secrets are per tenant, never shared: `CALLBACK_SECRETS=tenant:secret,...`. The tenant
+`default` (bare API keys, or no authentication) may instead use `CALLBACK_SECRET`; an entry
+`default:...` in CALLBACK_SECRETS wins over it. A tenant without a secret cannot ask for a
+callback: the submission is refused (422, field `callback_url`) and nothing is stored. A
 delivery that fails (a network error or any non-2xx answer) is retried with exponential
 backoff; each attempt is recorded with the session.
 """
@@ -20,7 +25,7 @@ import httpx
 
 from api.interviews import SessionReport
 from api.validation import InvalidRequestError
-from storage.settings import Settings
+from storage.settings import DEFAULT_TENANT, Settings
 
 SIGNATURE_HEADER = "X-Turnjudge-Signature"
 DELIVERY_HEADER = "X-Turnjudge-Delivery"
@@ -31,18 +36,26 @@ class CallbackFailedError(RuntimeError):
     """The receiver did not take the callback (network error or non-2xx): retried."""
 
 
-def callback_secret(settings: Settings, tenant: str | None) -> bytes | None:
-    """The signing key of `tenant`'s callbacks (its own, else the default), if any."""
-    secret = settings.callback_secrets.get(tenant) if tenant is not None else None
-    secret = secret or settings.callback_secret
+def callback_secret(settings: Settings, tenant: str) -> bytes | None:
+    """The signing key of `tenant`'s callbacks, if it has one.
+
+    Only the tenant's own entry of CALLBACK_SECRETS; CALLBACK_SECRET is the key of tenant
+    `default` alone (one tenant's key never signs another's callbacks).
+    """
+    secret = settings.callback_secrets.get(tenant)
+    if secret is None and tenant == DEFAULT_TENANT:
+        secret = settings.callback_secret
     return secret.get_secret_value().encode() if secret is not None else None
 
 
-def require_callback_secret(settings: Settings, tenant: str | None, url: str | None) -> None:
-    """Refuse a `callback_url` that could not be signed (no secret configured)."""
+def require_callback_secret(settings: Settings, tenant: str, url: str | None) -> None:
+    """Refuse a `callback_url` that could not be signed (no secret for `tenant`)."""
     if url is not None and callback_secret(settings, tenant) is None:
+        variable = "CALLBACK_SECRET or " if tenant == DEFAULT_TENANT else ""
         raise InvalidRequestError(
-            "callback_url", "needs CALLBACK_SECRET (or CALLBACK_SECRETS) set on the server"
+            "callback_url",
+            f"needs a signing secret for tenant {tenant!r} on the server "
+            f"({variable}CALLBACK_SECRETS={tenant}:<secret>)",
         )
 
 

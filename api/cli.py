@@ -20,7 +20,7 @@ import typer
 
 from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
-from storage.settings import Settings, get_settings
+from storage.settings import DEFAULT_TENANT, Settings, get_settings
 
 app = typer.Typer(
     name="turnjudge",
@@ -190,6 +190,18 @@ def evaluate(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, help="Sessions evaluated at once.")
     ] = 4,
+    run_name: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="Store the sessions under this run name; evaluating the same file again "
+            "under the same run returns the stored reports instead of adding sessions.",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="A label KEY=VALUE stored with every session (repeatable)."),
+    ] = None,
     queue: Annotated[
         bool,
         typer.Option(
@@ -218,6 +230,7 @@ def evaluate(
         raise typer.BadParameter(
             "reports are written by workers later: use `turnjudge report`", param_hint="--output"
         )
+    tags = _parse_tags(tag or [])
 
     async def run() -> int:
         settings = get_settings()
@@ -228,10 +241,13 @@ def evaluate(
                     path,
                     output=str(output) if output else None,
                     concurrency=concurrency,
+                    run=run_name,
+                    tags=tags,
                 )
             queued, failures = await queue_file(
                 runtime.interviews, path,
-                callbacks_signed=callback_secret(settings, None) is not None,
+                callbacks_signed=callback_secret(settings, DEFAULT_TENANT) is not None,
+                run=run_name, tags=tags,
             )
             for session_id in queued:
                 typer.echo(str(session_id))
@@ -249,6 +265,17 @@ def evaluate(
 
     if _run(run()):
         raise typer.Exit(1)
+
+
+def _parse_tags(values: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` options as a dict; a malformed one is a usage error naming it."""
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key.strip()] = label.strip()
+    return tags
 
 
 @app.command()
@@ -352,11 +379,9 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Run the HTTP API (uvicorn; OpenAPI at /docs, served offline)."""
-    import uvicorn
+    from api.server import serve as serve_api
 
-    from api.app import create_app
-
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    serve_api(host, port)
 
 
 #: Exit status of `turnjudge db status` when the server is not running (as LSB's `status`).

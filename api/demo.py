@@ -1,8 +1,10 @@
 """`turnjudge demo`: a whole offline interview end to end with a scripted sample candidate.
 
-The candidate holds a handful of prepared answers and, for each question the graph asks,
-gives the prepared answer closest in meaning (embedding similarity) that it has not used yet:
-the interview stays adaptive and the answers stay on topic.
+The candidate holds one prepared answer per bank question of its position, keyed by the
+question's text: whatever question the graph asks, the candidate answers that question. A
+question that is not in the bank (an LLM-written one) gets the answer of the most similar
+prepared question. The report prints the whole analysis of every evaluation, the rubric
+entries in a fixed order and each figure once.
 """
 
 from __future__ import annotations
@@ -23,10 +25,23 @@ def load_candidate() -> dict[str, Any]:
     return candidate
 
 
-async def _pick_answer(embedder: Embedder, question: str, answers: list[str]) -> str:
-    vectors = await aembed_queries(embedder, [question, *answers])
+TURN_ORDER = ("relevance", "coverage", "specificity", "communication")
+FLOW_ORDER = ("consistency", "depth_progression", "coverage", "answer_quality")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+async def _pick_answer(embedder: Embedder, question: str,
+                       prepared: dict[str, tuple[str, str]]) -> str:
+    """The prepared answer to `question` (by text; else to the most similar question)."""
+    if _norm(question) in prepared:
+        return prepared[_norm(question)][1]
+    texts = [q for q, _ in prepared.values()]
+    vectors = await aembed_queries(embedder, [question, *texts])
     scores = [sum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
-    return answers[max(range(len(answers)), key=scores.__getitem__)]
+    return list(prepared.values())[max(range(len(texts)), key=scores.__getitem__)][1]
 
 
 def _wrap(text: str, indent: str = "    ") -> str:
@@ -36,7 +51,8 @@ def _wrap(text: str, indent: str = "    ") -> str:
 async def run_demo(interviews: InterviewService, embedder: Embedder) -> SessionReport:
     """Run the interview, printing each question, answer and score; return the report."""
     candidate = load_candidate()
-    unused: list[str] = list(candidate["answers"])
+    prepared = {_norm(item["question"]): (item["question"], item["answer"])
+                for item in candidate["answers"]}
     step = await interviews.start(
         participant_id=candidate["participant_id"], position=candidate["position"],
         language=candidate["language"], max_turns=candidate["max_turns"],
@@ -45,33 +61,41 @@ async def run_demo(interviews: InterviewService, embedder: Embedder) -> SessionR
     while step.question is not None:
         q = step.question
         print(f"Q{q.turn}/{q.max_turns} [{q.category or '-'}] {q.question}")
-        answer = await _pick_answer(embedder, q.question, unused)
-        unused.remove(answer)
+        answer = await _pick_answer(embedder, q.question, prepared)
         print(_wrap(f"A: {answer}"))
         step = await interviews.answer(step.session_id, answer)
         if step.last_evaluation is not None:
-            e = step.last_evaluation
-            print(f"    -> TURN_EVAL {e['score']:.1f}/100  {e['analysis'][:150]}\n")
+            print(f"    -> TURN_EVAL {step.last_evaluation['score']:.1f}/100\n")
     report = await interviews.report(step.session_id)
     print_report(report)
     return report
 
 
+def _rubric_lines(rubrics: dict[str, Any], order: tuple[str, ...]) -> list[str]:
+    """One line per rubric entry, in `order` first (then any other), score and reason."""
+    names = [n for n in order if n in rubrics] + [n for n in rubrics if n not in order]
+    return [f"{name:<18} {rubrics[name]['score']:5.1f}  {rubrics[name]['reason']}"
+            for name in names]
+
+
+def _print_details(title: str, details: dict[str, Any], order: tuple[str, ...]) -> None:
+    print(f"  {title}: {details.get('score', float('nan')):.1f}/100")
+    print(_wrap(details.get("analysis", "")))
+    for line in _rubric_lines(details.get("rubrics", {}), order):
+        print(_wrap(line, indent="      "))
+    for label in ("strengths", "improvements", "flags"):
+        for item in details.get(label, []):
+            print(_wrap(f"{label[:-1] if label != 'flags' else 'flag'}: {item}", "      "))
+
+
 def print_report(report: SessionReport) -> None:
-    """The final report: per-turn scores with rubric breakdown, then the holistic flow."""
+    """The final report: every turn's full evaluation, then the holistic flow."""
     print("=" * 100)
-    print(f"Final report — session {report.session_id}, ended at {report.ended_at}")
+    print(f"Final report - session {report.session_id}, ended at {report.ended_at}")
     for turn in report.turns:
-        details = turn.evaluation or {}
-        rubrics = ", ".join(
-            f"{name} {entry['score']:.0f}" for name, entry in details.get("rubrics", {}).items()
-        )
-        print(f"  turn {turn.turn}: {details.get('score', float('nan')):5.1f}  ({rubrics})")
+        _print_details(f"turn {turn.turn}", turn.evaluation or {}, TURN_ORDER)
     if report.holistic:
-        h = report.holistic
-        rubrics = ", ".join(f"{n} {e['score']:.0f}" for n, e in h.get("rubrics", {}).items())
-        print(f"  HOLISTIC_FLOW: {h['score']:.1f}  ({rubrics})")
-        print(_wrap(h["analysis"]))
-    print(f"  mean turn score: {report.turn_score_mean}   flags: {report.flags or 'none'}")
+        _print_details("HOLISTIC_FLOW", report.holistic, FLOW_ORDER)
+    print(f"  mean turn score: {report.turn_score_mean}")
     judge = (report.holistic or {}).get("judge", {})
     print(f"  judge: {judge.get('kind')} ({judge.get('model')})")

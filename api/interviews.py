@@ -26,7 +26,6 @@ same path as the synchronous routes, under the same session lock.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from api.validation import (
     check_flag,
     check_max_turns,
     check_profile,
+    check_run,
     check_session_id,
     check_transcript,
 )
@@ -58,6 +58,7 @@ from storage.errors import (
 from storage.locks import SessionLocks
 from storage.models import EvaluationType
 from storage.queue import QueuedTranscript
+from storage.settings import DEFAULT_TENANT
 from storage.views import EvaluationView, SessionView, TurnView
 
 Graph = CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]
@@ -125,6 +126,8 @@ class SessionReport:
     turn_score_mean: float | None
     flags: list[str] = field(default_factory=list)
     status: str = "open"
+    run: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
     job_id: int | None = None
     attempts: int | None = None
     error: str | None = None
@@ -156,10 +159,13 @@ class TranscriptSubmission:
     exam_id: str | None = None
     reevaluate: bool = False
     callback_url: str | None = None
+    run: str | None = None
+    tags: dict[str, str] | None = None
 
 
-def _config(session_id: uuid.UUID) -> RunnableConfig:
-    return {"configurable": {"thread_id": str(session_id)}}
+def _config(session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> RunnableConfig:
+    # `tenant` is read by open_session when it creates the session row.
+    return {"configurable": {"thread_id": str(session_id), "tenant": tenant}}
 
 
 def ended_status(evaluations: Sequence[EvaluationView]) -> str:
@@ -204,17 +210,45 @@ class InterviewService:
 
     # ------------------------------------------------------------------ graph runs
     async def _run(
-        self, payload: dict[str, Any] | Command[Any] | None, session_id: uuid.UUID
+        self,
+        payload: dict[str, Any] | Command[Any] | None,
+        session_id: uuid.UUID,
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
         result: dict[str, Any] = await self._graph.ainvoke(
-            graph_input, _config(session_id), context=self._context
+            graph_input, _config(session_id, tenant), context=self._context
         )
         return result
 
-    async def _run_submission(self, payload: dict[str, Any]) -> None:
+    async def _run_submission(self, payload: dict[str, Any], tenant: str) -> None:
         graph_input: Any = payload
-        await self._submissions.ainvoke(graph_input, context=self._context)
+        config: RunnableConfig = {"configurable": {"tenant": tenant}}
+        await self._submissions.ainvoke(graph_input, config, context=self._context)
+
+    async def check_owner(
+        self, session_id: uuid.UUID, tenant: str, *, missing_ok: bool = False
+    ) -> SessionView | None:
+        """The session if `tenant` owns it; `SessionNotFoundError` for another tenant's.
+
+        Every call naming an existing session passes here before any graph run, so another
+        tenant can neither read nor change it (nor write a checkpoint on its thread).
+        With `missing_ok`, an unknown session is None instead of an error.
+        """
+        try:
+            session = await self._services.storage.sessions.get_session(session_id)
+        except SessionNotFoundError:
+            if missing_ok:
+                return None
+            raise
+        if session.tenant != tenant:
+            raise SessionNotFoundError(session_id)  # the very error of an unknown session
+        return session
+
+    async def _owned(self, session_id: uuid.UUID, tenant: str) -> SessionView:
+        session = await self.check_owner(session_id, tenant)
+        assert session is not None
+        return session
 
     async def _snapshot(self, session_id: uuid.UUID) -> StateSnapshot:
         return await self._graph.aget_state(_config(session_id))
@@ -322,10 +356,17 @@ class InterviewService:
         language: str,
         max_turns: int,
         exam_id: str | None = None,
+        run: str | None = None,
+        tags: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> InterviewStep:
-        """Open a new session and return its first question."""
+        """Open a new session of `tenant` and return its first question.
+
+        `run` and `tags` are stored in the session's metadata (exports filter by them).
+        """
         check_profile(participant_id, position, language, exam_id)
         check_max_turns(max_turns)
+        metadata = check_run(run, tags)
         session_id = uuid.uuid4()
         result = await self._run(
             {
@@ -336,15 +377,19 @@ class InterviewService:
                 "language": language,
                 "max_turns": max_turns,
                 "mode": "interview",
+                "metadata": metadata,
             },
             session_id,
+            tenant,
         )
         return self._step(session_id, result)
 
-    async def pending(self, session_id: uuid.UUID) -> InterviewStep:
+    async def pending(
+        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+    ) -> InterviewStep:
         """The session's current step; a run that died mid-way is continued first."""
         session_id = check_session_id(session_id)
-        session = await self._services.storage.sessions.get_session(session_id)  # 404
+        session = await self._owned(session_id, tenant)  # 404
         if session.is_ended:
             return await self._ended_step(session)
         snapshot = await self._snapshot(session_id)
@@ -362,6 +407,7 @@ class InterviewService:
         stop: bool = False,
         *,
         turn: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> InterviewStep:
         """Resume the interview with the candidate's answer (and/or a stop).
 
@@ -375,6 +421,7 @@ class InterviewService:
         answer, stop = check_answer(answer, stop)
         if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
             raise InvalidRequestError("turn", "must be an integer >= 1")
+        await self._owned(session_id, tenant)
         async with self._locks.hold(session_id):
             step = await self._current_step(session_id)
             transcript = await self._services.storage.sessions.get_transcript(session_id)
@@ -440,7 +487,9 @@ class InterviewService:
         return self._step(session_id, result)
 
     # ------------------------------------------------------------------ submissions
-    async def submit(self, session_id: uuid.UUID, reevaluate: bool = False) -> SessionReport:
+    async def submit(
+        self, session_id: uuid.UUID, reevaluate: bool = False, tenant: str = DEFAULT_TENANT
+    ) -> SessionReport:
         """Evaluate whatever is pending for an existing session and close it.
 
         Single-flight and idempotent: concurrent calls run one at a time; the first
@@ -450,8 +499,8 @@ class InterviewService:
         session_id = check_session_id(session_id)
         check_flag("reevaluate", reevaluate)
         storage = self._services.storage
-        if (await storage.sessions.get_session(session_id)).is_ended:
-            return await self.report(session_id)  # closed for good: no lock needed
+        if (await self._owned(session_id, tenant)).is_ended:
+            return await self.report(session_id, tenant)  # closed for good: no lock needed
         async with self._locks.hold(session_id):
             session = await storage.sessions.get_session(session_id)
             if not session.is_ended:
@@ -469,8 +518,9 @@ class InterviewService:
                             "max_turns": session.max_turns,
                             "reevaluate": reevaluate,
                         },
+                        tenant,
                     )
-        return await self.report(session_id)
+        return await self.report(session_id, tenant)
 
     async def submit_transcript(
         self,
@@ -482,6 +532,9 @@ class InterviewService:
         session_id: uuid.UUID | None = None,
         exam_id: str | None = None,
         reevaluate: bool = False,
+        run: str | None = None,
+        tags: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
@@ -489,19 +542,20 @@ class InterviewService:
         report is returned (idempotent; an open one, e.g. after a judge failure, is
         completed). A different transcript or profile, or the session of an interview, is
         refused (`TurnConflictError`, `SessionEndedError`, `SessionKindError`) and nothing
-        is changed.
+        is changed. `run` and `tags` are stored with a new session (exports filter by them).
         """
         check_profile(participant_id, position, language, exam_id)
         items = check_transcript(transcript)
         check_flag("reevaluate", reevaluate)
+        metadata = check_run(run, tags)
         sid = uuid.uuid4() if session_id is None else check_session_id(session_id)
         async with self._locks.hold(sid):
             if session_id is not None:
                 existing = await self._existing_submission(
-                    sid, items, participant_id, position, language, exam_id
+                    sid, items, participant_id, position, language, exam_id, tenant
                 )
                 if existing is not None and existing.is_ended:
-                    return await self.report(sid)
+                    return await self.report(sid, tenant)
             await self._run_submission(
                 {
                     "session_id": str(sid),
@@ -513,9 +567,11 @@ class InterviewService:
                     "mode": "submission",
                     "transcript": items,
                     "reevaluate": reevaluate,
-                }
+                    "metadata": metadata,
+                },
+                tenant,
             )
-        return await self.report(sid)
+        return await self.report(sid, tenant)
 
     # ------------------------------------------------------------------ queued submissions
     async def queue_submit(
@@ -524,36 +580,38 @@ class InterviewService:
         reevaluate: bool = False,
         *,
         callback_url: str | None = None,
-        tenant: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> QueuedSubmission:
         """`submit` in the background: defer the session's evaluation job and return at once.
 
-        A closed session queues nothing; a session whose job is waiting or running gets that
-        job back (one job per session at a time). A session whose last job failed gets a new
-        one: resubmitting is how a failed evaluation is tried again.
+        The job carries `tenant` and runs `submit` as that tenant. A closed session queues
+        nothing; a session whose job is waiting or running gets that job back (one job per
+        session at a time). A session whose last job failed gets a new one: resubmitting is
+        how a failed evaluation is tried again. Another tenant's session is 404.
         """
         session_id = check_session_id(session_id)
         check_flag("reevaluate", reevaluate)
         callback_url = check_callback_url(callback_url)
-        storage = self._services.storage
-        session = await storage.sessions.get_session(session_id)  # 404
-        if session.is_ended:
-            return QueuedSubmission(session_id, None, (await self.report(session_id)).status)
+        if (await self._owned(session_id, tenant)).is_ended:
+            return QueuedSubmission(
+                session_id, None, (await self.report(session_id, tenant)).status
+            )
         async with self._locks.hold(session_id):
-            job_id = await storage.jobs.enqueue_session(
+            job_id = await self._services.storage.jobs.enqueue_session(
                 session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant
             )
         return QueuedSubmission(session_id, job_id)
 
     async def queue_transcript(
-        self, submission: TranscriptSubmission, *, tenant: str | None = None
+        self, submission: TranscriptSubmission, *, tenant: str = DEFAULT_TENANT
     ) -> QueuedSubmission:
         """`submit_transcript` in the background: store the transcript and its job together.
 
         Validated exactly like `submit_transcript` (same errors, nothing stored on refusal);
-        re-submitting a session follows the same rules (a closed one queues nothing).
+        re-submitting a session follows the same rules (a closed one queues nothing, another
+        tenant's is 404, an interview's is refused).
         """
-        item = self.check_submission(submission)
+        item = self.check_submission(submission, tenant)
         async with self._locks.hold(item.session_id):
             if submission.session_id is not None:
                 existing = await self._existing_submission(
@@ -563,39 +621,44 @@ class InterviewService:
                     item.position,
                     item.language,
                     item.exam_id,
+                    tenant,
                 )
                 if existing is not None and existing.is_ended:
-                    report = await self.report(item.session_id)
+                    report = await self.report(item.session_id, tenant)
                     return QueuedSubmission(item.session_id, None, report.status)
-            (job_id,) = await self._services.storage.jobs.enqueue_transcripts(
-                [_with_tenant(item, tenant)]
-            )
+            (job_id,) = await self._services.storage.jobs.enqueue_transcripts([item])
         return QueuedSubmission(item.session_id, job_id)
 
     async def queue_transcripts(
-        self, submissions: Sequence[TranscriptSubmission], *, tenant: str | None = None
+        self, submissions: Sequence[TranscriptSubmission], *, tenant: str = DEFAULT_TENANT
     ) -> list[QueuedSubmission]:
-        """Queue many new submissions at once: every one validated, then one transaction.
+        """Queue many submissions at once: every one validated, then one transaction.
 
-        The bulk path of `turnjudge evaluate --queue`. Re-submissions (with a `session_id`)
-        take `queue_transcript`'s checks one by one; new sessions need no lock (their ids are
-        fresh) and are stored with their jobs in a single statement per table.
+        The bulk path of `turnjudge evaluate --queue`. Submissions naming a session that
+        already exists take `queue_transcript`'s checks one by one; the others (new ids,
+        fresh or derived from a run name) are stored with their jobs in one statement per
+        table, under one advisory lock per session.
         """
-        checked = [self.check_submission(submission) for submission in submissions]
+        checked = [self.check_submission(submission, tenant) for submission in submissions]
+        named = [item.session_id for s, item in zip(submissions, checked, strict=True)
+                 if s.session_id is not None]
+        existing = await self._services.storage.sessions.existing_ids(named)
         results: dict[uuid.UUID, QueuedSubmission] = {}
         fresh = []
         for submission, item in zip(submissions, checked, strict=True):
-            if submission.session_id is not None:
+            if item.session_id in existing:
                 results[item.session_id] = await self.queue_transcript(submission, tenant=tenant)
             else:
-                fresh.append(_with_tenant(item, tenant))
+                fresh.append(item)
         job_ids = await self._services.storage.jobs.enqueue_transcripts(fresh)
         for item, job_id in zip(fresh, job_ids, strict=True):
             results[item.session_id] = QueuedSubmission(item.session_id, job_id)
         return [results[item.session_id] for item in checked]
 
     @staticmethod
-    def check_submission(submission: TranscriptSubmission) -> QueuedTranscript:
+    def check_submission(
+        submission: TranscriptSubmission, tenant: str = DEFAULT_TENANT
+    ) -> QueuedTranscript:
         """Validate a submission as `submit_transcript` does; give it its session id."""
         check_profile(
             submission.participant_id, submission.position, submission.language,
@@ -603,6 +666,7 @@ class InterviewService:
         )
         items = check_transcript(submission.transcript)
         check_flag("reevaluate", submission.reevaluate)
+        metadata = check_run(submission.run, submission.tags)
         callback_url = check_callback_url(submission.callback_url)
         sid = (
             uuid.uuid4()
@@ -616,6 +680,8 @@ class InterviewService:
             language=submission.language,
             exam_id=submission.exam_id,
             turns=[(item["question"], item["answer"]) for item in items],
+            tenant=tenant,
+            metadata=metadata,
             reevaluate=submission.reevaluate,
             callback_url=callback_url,
         )
@@ -628,12 +694,12 @@ class InterviewService:
         position: str,
         language: str,
         exam_id: str | None,
+        tenant: str,
     ) -> SessionView | None:
         """The stored session this re-submission targets, if its request matches it."""
         storage = self._services.storage
-        try:
-            session = await storage.sessions.get_session(session_id)
-        except SessionNotFoundError:
+        session = await self.check_owner(session_id, tenant, missing_ok=True)
+        if session is None:
             return None
         if await self._is_interview(session_id):
             raise SessionKindError(
@@ -673,11 +739,13 @@ class InterviewService:
         return session
 
     # ------------------------------------------------------------------ reports
-    async def report(self, session_id: uuid.UUID) -> SessionReport:
-        """The stored transcript and evaluations of a session."""
+    async def report(
+        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
+    ) -> SessionReport:
+        """The stored transcript and evaluations of a session of `tenant`."""
         session_id = check_session_id(session_id)
         storage = self._services.storage
-        session = await storage.sessions.get_session(session_id)
+        session = await self._owned(session_id, tenant)
         transcript = await storage.sessions.get_transcript(session_id)
         evaluations = await storage.evaluations.list_evaluations(session_id)
         by_turn = {
@@ -716,12 +784,16 @@ class InterviewService:
             turn_score_mean=round(sum(scores) / len(scores), 2) if scores else None,
             flags=flags,
             status=status,
+            run=session.metadata.get("run"),
+            tags=dict(session.metadata.get("tags") or {}),
             job_id=job.id if job is not None else None,
             attempts=job.attempts + (job.status == "doing") if job is not None else None,
             error=job.error if status == "failed" and job is not None else None,
-            callback=await storage.jobs.callback_record(session_id),
+            callback=_callback_record(session.metadata),
         )
 
 
-def _with_tenant(item: QueuedTranscript, tenant: str | None) -> QueuedTranscript:
-    return dataclasses.replace(item, tenant=tenant) if tenant is not None else item
+def _callback_record(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The callback attempts recorded with a session (`JobQueue.record_callback_attempt`)."""
+    record = metadata.get("callback")
+    return dict(record) if isinstance(record, dict) else None

@@ -30,6 +30,7 @@ from api.callbacks import CallbackFailedError, callback_body, callback_secret, p
 from api.runtime import AppRuntime
 from nodes.close_session import EvaluationIncompleteError
 from storage.queue import CALLBACK_TASK, EVALUATE_TASK
+from storage.settings import DEFAULT_TENANT
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,18 @@ async def evaluate_session(
     session_id: str,
     reevaluate: bool = False,
     callback_url: str | None = None,
-    tenant: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> None:
-    """Evaluate what is missing in the session and close it (the synchronous path)."""
+    """Evaluate what is missing in the session and close it (the synchronous path).
+
+    Runs as the tenant that queued it: the session of another tenant is not found.
+    """
     worker = _worker(context)
     sid = uuid.UUID(session_id)
     job = context.job
     assert job.id is not None
     try:
-        await worker.runtime.interviews.submit(sid, reevaluate=reevaluate)
+        await worker.runtime.interviews.submit(sid, reevaluate=reevaluate, tenant=tenant)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         await worker.runtime.services.storage.jobs.record_failure(sid, job.id, error)
@@ -112,7 +116,7 @@ async def evaluate_session(
 
 
 async def _defer_callback(
-    context: JobContext, sid: uuid.UUID, url: str, tenant: str | None, *, outcome: str
+    context: JobContext, sid: uuid.UUID, url: str, tenant: str, *, outcome: str
 ) -> None:
     """Queue the delivery (at most one waiting per session and outcome)."""
     task = context.app.configure_task(
@@ -127,7 +131,7 @@ async def _defer_callback(
 
 
 async def deliver_callback(
-    context: JobContext, session_id: str, url: str, tenant: str | None, outcome: str
+    context: JobContext, session_id: str, url: str, tenant: str, outcome: str
 ) -> None:
     """POST the signed report summary to `url`; raise (retry) unless it answers 2xx."""
     worker = _worker(context)
@@ -141,8 +145,8 @@ async def deliver_callback(
         await jobs.record_callback_attempt(
             sid, url=url, attempt=attempt, outcome="no signing secret", delivered=False
         )
-        raise RuntimeError("no CALLBACK_SECRET configured: callback not sent")
-    report = await worker.runtime.interviews.report(sid)
+        raise RuntimeError(f"no callback secret for tenant {tenant!r}: callback not sent")
+    report = await worker.runtime.interviews.report(sid, tenant)
     body = callback_body(report)
     details: dict[str, Any] = {"url": url, "attempt": attempt}
     try:

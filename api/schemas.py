@@ -1,25 +1,121 @@
-"""Request and response bodies of the HTTP API (kept apart from ORM models and state)."""
+"""Request and response bodies of the HTTP API (kept apart from ORM models and state).
+
+Request models are strict and say in the OpenAPI schema exactly what the server accepts:
+positions and languages are enums built from the rubric data, every text has bounds and a
+`pattern` (no NUL, no lone surrogate, and not blank where a value is required), integers and
+booleans must be JSON integers and booleans (`max_turns: true` is refused), unknown fields
+are refused.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
 
 from api.interviews import InterviewService, SessionReport
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
-from nodes.rubrics import available_positions
+from nodes.judges.llm.prompts import LANGUAGE_NAMES
+from nodes.judges.rubrics import available_positions
+from storage.settings import DEFAULT_TENANT
+from storage.text import text_problem
 
-Language = Literal["en", "ko"]
+#: Positions that have a rubric (nodes/judges/rubrics/*.json).
+Position = StrEnum("Position", {name: name for name in available_positions()})  # type: ignore[misc]
+#: Languages the prompts and the judges know (nodes/judges/llm/prompts.py).
+Language = StrEnum("Language", {code: code for code in LANGUAGE_NAMES})  # type: ignore[misc]
+
+#: What PostgreSQL text can hold (storage.text.text_problem), as a JSON-schema pattern: no
+#: NUL. (Nor a lone surrogate, which is no Unicode character: JSON-schema strings cannot
+#: hold one, and the server refuses it; generators cannot take a surrogate range.)
+#: One plain repetition, so that generators can honour the lengths.
+TEXT_PATTERN = r"^[^\x00]*$"
+#: Blank (empty or whitespace only, str.strip semantics), refused with `"not"`.
+BLANK_PATTERN = r"^\s*$"
+#: The JSON-schema keywords of a required, non-blank, storable text.
+NONBLANK_TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN,
+                                        "not": {"pattern": BLANK_PATTERN}}
+_BLANK = re.compile(BLANK_PATTERN)
+
+MAX_ID_CHARS = 200
+MAX_QUESTION_CHARS = 5_000
+MAX_QUERY_CHARS = 2_000
+MAX_TRANSCRIPT_TURNS = 100
 
 
-def _known_position(value: str) -> str:
-    known = available_positions()
-    if value not in known:
-        raise ValueError(f"unknown position {value!r}; known: {', '.join(known)}")
+def storable(value: str) -> str:
+    """`value` if PostgreSQL text can hold it (the shared `text_problem` check)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
+
+
+def nonblank(value: str) -> str:
+    """`value` if storable and not only whitespace."""
+    storable(value)
+    if _BLANK.match(value) is not None:
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def text_field(max_length: int, description: str, **extra: Any) -> Any:
+    """`Field` of a required, non-blank text of at most `max_length` characters."""
+    return Field(min_length=1, max_length=max_length, description=description,
+                 json_schema_extra={**NONBLANK_TEXT_SCHEMA, **extra})
+
+
+Identifier = Annotated[
+    str,
+    text_field(MAX_ID_CHARS, "An identifier from the calling platform."),
+    AfterValidator(nonblank),
+]
+Answer = Annotated[
+    str,
+    text_field(MAX_ANSWER_CHARS, "The candidate's answer; not blank."),
+    AfterValidator(nonblank),
+]
+Question = Annotated[
+    str,
+    text_field(MAX_QUESTION_CHARS, "The question as it was asked."),
+    AfterValidator(nonblank),
+]
+def json_integer(value: object) -> object:
+    """A JSON integer (`5`, or `5.0`, which JSON Schema counts as one), never a bool or text."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+CallbackUrl = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=2_000, pattern=TEXT_PATTERN,
+        description="http(s) URL POSTed a signed summary (X-Turnjudge-Signature: "
+        "sha256=<HMAC-SHA256 of the body under the tenant's CALLBACK_SECRETS key>) when the "
+        "session completes or fails; needs wait=false and a secret for the caller's tenant.",
+    ),
+    AfterValidator(storable),
+]
+MaxTurns = Annotated[int, Field(ge=1, le=30, description="Questions to ask (1-30); an integer."),
+                     BeforeValidator(json_integer)]
 
 
 class StartInterview(BaseModel):
@@ -27,28 +123,42 @@ class StartInterview(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    participant_id: str = Field(min_length=1, max_length=200)
-    position: str = Field(description="A position with a rubric, e.g. backend")
-    language: Language = "en"
-    max_turns: int = Field(default=5, ge=1, le=30)
-    exam_id: str | None = Field(default=None, max_length=200)
-
-    _position = field_validator("position")(_known_position)
+    participant_id: Identifier
+    position: Position = Field(description="A position with a rubric.")
+    language: Language = Field(default=Language("en"), description="Language of the interview.")
+    max_turns: MaxTurns = 5
+    exam_id: Identifier | None = None
 
 
 class AnswerIn(BaseModel):
-    """The candidate's answer to the pending question."""
+    """The candidate's answer to the pending question, or a stop.
 
-    model_config = ConfigDict(extra="forbid")
+    `answer` is required unless `stop` is true: `{"answer": "..."}`, `{"answer": "...",
+    "stop": true}` (answer, then end) and `{"stop": true}` (end now) are accepted; `{}` and
+    `{"stop": false}` are refused with 422 `field: body.answer`.
+    """
 
-    answer: str | None = Field(default=None, max_length=MAX_ANSWER_CHARS)
-    stop: bool = Field(default=False, description="End the interview after this answer")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
+                {"required": ["stop"], "properties": {"stop": {"const": True}}},
+            ],
+            "examples": [{"answer": "I would add an index on (user_id, created_at)..."},
+                         {"stop": True}],
+        },
+    )
+
+    stop: StrictBool = Field(default=False, description="End the interview (after the answer, "
+                             "if one is given).")
+    answer: Answer | None = Field(default=None, validate_default=True)
 
     @field_validator("answer")
     @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("answer must not be blank (send stop=true to end without answering)")
+    def _required_unless_stop(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("stop") is not True:
+            raise ValueError("answer is required unless stop is true")
         return value
 
 
@@ -57,8 +167,8 @@ class TranscriptTurnIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=5_000)
-    answer: str = Field(max_length=MAX_ANSWER_CHARS)
+    question: Question
+    answer: Answer
 
 
 class SubmitTranscript(BaseModel):
@@ -66,34 +176,27 @@ class SubmitTranscript(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    participant_id: str = Field(min_length=1, max_length=200)
-    position: str
-    language: Language = "en"
-    exam_id: str | None = Field(default=None, max_length=200)
+    participant_id: Identifier
+    position: Position = Field(description="A position with a rubric.")
+    language: Language = Field(default=Language("en"), description="Language of the answers.")
+    exam_id: Identifier | None = None
     session_id: uuid.UUID | None = Field(
         default=None, description="Re-submit to this session (idempotent); unset = new session"
     )
-    reevaluate: bool = False
-    transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=100)
-    callback_url: str | None = Field(
-        default=None,
-        max_length=2_000,
-        description=(
-            "http(s) URL POSTed a signed summary (X-Turnjudge-Signature: sha256=HMAC) when the "
-            "session completes or fails"
-        ),
-    )
+    reevaluate: StrictBool = False
+    transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=MAX_TRANSCRIPT_TURNS)
+    callback_url: CallbackUrl | None = None
 
-    _position = field_validator("position")(_known_position)
-
-    async def submit(self, interviews: InterviewService) -> SessionReport:
-        """Run this submission through the interview facade (HTTP route and batch CLI)."""
+    async def submit(self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
+                     ) -> SessionReport:
+        """Run this submission through the interview facade (HTTP route)."""
         return await interviews.submit_transcript(
-            participant_id=self.participant_id, position=self.position,
-            language=self.language, exam_id=self.exam_id, session_id=self.session_id,
+            participant_id=self.participant_id, position=self.position.value,
+            language=self.language.value, exam_id=self.exam_id, session_id=self.session_id,
             reevaluate=self.reevaluate,
             transcript=[TranscriptItem(question=t.question, answer=t.answer)
                         for t in self.transcript],
+            tenant=tenant,
         )
 
 
@@ -125,6 +228,15 @@ class InterviewStepOut(BaseModel):
     holistic_score: float | None = None
 
 
+class InterviewStartOut(InterviewStepOut):
+    """The first step of a new interview, with the candidate's token."""
+
+    candidate_token: str = Field(
+        description="Send as X-Candidate-Token to read and answer this interview (and nothing "
+        "else) without the platform's API key. Shown once; only its SHA-256 is stored."
+    )
+
+
 class TurnReportOut(BaseModel):
     """One turn with its evaluation details."""
 
@@ -148,6 +260,8 @@ class ReportOut(BaseModel):
     turn_score_mean: float | None
     flags: list[str]
     status: Literal["open", "queued", "evaluating", "completed", "failed", "abandoned"] = "open"
+    run: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
     job_id: int | None = Field(default=None, description="The latest background job, if any")
     attempts: int | None = Field(default=None, description="Runs of that job so far")
     error: str | None = Field(default=None, description="Why the job failed (status failed)")
@@ -161,7 +275,10 @@ class QueuedOut(BaseModel):
 
     session_id: uuid.UUID
     job_id: int | None = Field(description="The evaluation job; null if nothing was queued")
-    status: Literal["queued", "evaluating", "completed", "abandoned"]
+    status: Literal["queued", "evaluating", "completed", "abandoned"] = Field(
+        description="`queued` (or `evaluating`: the session's job was already running); "
+        "`completed`/`abandoned` when the session was already closed (nothing queued)"
+    )
 
 
 class EvaluationOut(BaseModel):
@@ -193,10 +310,3 @@ class HealthOut(BaseModel):
     database: Literal["ok"]
     judge: str
     questions: int
-
-
-class ErrorOut(BaseModel):
-    """Every error response."""
-
-    error: str
-    detail: str

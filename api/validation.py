@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
-from nodes.rubrics import available_positions
+from nodes.judges.rubrics import available_positions
 from storage.text import text_problem
 
 #: Languages the judges and the question bank speak.
@@ -25,6 +25,10 @@ MAX_ID_CHARS = 200
 MAX_QUESTION_CHARS = 5_000
 MAX_TURNS = 30
 MAX_TRANSCRIPT_TURNS = 100
+MAX_RUN_CHARS = 200
+MAX_TAGS = 20
+MAX_TAG_KEY_CHARS = 64
+MAX_TAG_VALUE_CHARS = 200
 
 
 class InvalidRequestError(ValueError):
@@ -85,6 +89,29 @@ def check_profile(
         raise InvalidRequestError("position", f"must be one of {', '.join(known)}")
     if language not in LANGUAGES:
         raise InvalidRequestError("language", f"must be one of {', '.join(LANGUAGES)}")
+
+
+def check_run(run: object, tags: object) -> dict[str, Any]:
+    """A run name and tags, as the session metadata that stores them (`{}` when both unset).
+
+    Runs group sessions for exports and notebooks (`turnjudge export --run NAME`); tags are
+    free string labels (`cohort=2026-q4`).
+    """
+    metadata: dict[str, Any] = {}
+    if run is not None:
+        metadata["run"] = check_str("run", run, max_chars=MAX_RUN_CHARS)
+    if tags is None:
+        return metadata
+    if not isinstance(tags, dict):
+        raise InvalidRequestError("tags", "must be an object of string labels")
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequestError("tags", f"must have at most {MAX_TAGS} entries")
+    for key, value in tags.items():
+        check_str("tags (a key)", key, max_chars=MAX_TAG_KEY_CHARS)
+        check_str(f"tags.{key}", value, max_chars=MAX_TAG_VALUE_CHARS, blank_ok=True)
+    if tags:
+        metadata["tags"] = dict(tags)
+    return metadata
 
 
 def check_max_turns(value: object) -> int:

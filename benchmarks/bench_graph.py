@@ -28,7 +28,7 @@ import httpx
 
 from benchmarks.common import machine_info, print_table, throwaway_database, write_results
 from graph import Context, build_graph
-from nodes.llm_judge import LLMJudge
+from nodes.judges.llm.judge import LLMJudge
 from nodes.question_generation import BankQuestionGenerator
 from storage.embeddings import load_embedder
 from storage.services import Storage

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from nodes.factory import make_judge, make_question_generator
-from nodes.judge import Judge
+from nodes.judges.factory import make_judge, make_question_generator
+from nodes.judges.judge import Judge
 from nodes.question_generation import QuestionGenerator
 from storage.services import Storage
 from storage.settings import Settings, get_settings

@@ -9,7 +9,7 @@ replaces its earlier summary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 
 class TurnRecord(TypedDict):
@@ -20,6 +20,7 @@ class TurnRecord(TypedDict):
     question_id: int | None
     category: str | None
     answer: str | None
+    expected_points: NotRequired[list[str]]
 
 
 class TranscriptItem(TypedDict):
@@ -64,6 +65,7 @@ class TurnTask(TypedDict):
     question: str
     answer: str
     category: str | None
+    expected_points: NotRequired[list[str]]
 
 
 def merge_by_turn(
@@ -101,6 +103,8 @@ class InterviewState:
     """Submission mode: the complete conversation to store and evaluate."""
     reevaluate: bool = False
     """Submission mode: re-judge turns that already have a TURN_EVAL (updated in place)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Stored with a new session: its run name (`run`) and `tags`, for exports and notebooks."""
 
     # --- written by the nodes -------------------------------------------------------
     turns: Annotated[list[TurnRecord], merge_by_turn] = field(default_factory=list)

@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import Failure, HolisticSummary, InterviewState
-from nodes.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ async def evaluate_holistic_flow(
                 question=turn["question"],
                 answer=turn["answer"] or "",
                 category=turn["category"],
+                expected_points=tuple(turn.get("expected_points", ())),
             )
             for turn in answered
         ),

@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import Failure, InterviewState, TurnScore, TurnTask
-from nodes.judge import JudgeError, TurnCase
+from nodes.judges.judge import JudgeError, TurnCase
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +28,18 @@ def turn_tasks(state: InterviewState, turns: list[int]) -> list[TurnTask]:
     for number in turns:
         record = by_number[number]
         assert record["answer"] is not None
-        tasks.append(
-            TurnTask(
-                session_id=state.session_id,
-                position=state.position,
-                language=state.language,
-                turn=number,
-                question=record["question"],
-                answer=record["answer"],
-                category=record["category"],
-            )
+        task = TurnTask(
+            session_id=state.session_id,
+            position=state.position,
+            language=state.language,
+            turn=number,
+            question=record["question"],
+            answer=record["answer"],
+            category=record["category"],
         )
+        if record.get("expected_points"):
+            task["expected_points"] = record["expected_points"]
+        tasks.append(task)
     return tasks
 
 
@@ -52,6 +53,7 @@ async def evaluate_turn(task: TurnTask, runtime: Runtime[Context]) -> dict[str, 
         question=task["question"],
         answer=task["answer"],
         category=task["category"],
+        expected_points=tuple(task.get("expected_points", ())),
     )
     try:
         details = await services.judge.evaluate_turn(case)

@@ -55,4 +55,6 @@ async def generate_question(state: InterviewState, runtime: Runtime[Context]) ->
         category=question.category,
         answer=None,
     )
+    if question.expected_points:  # an LLM-written question carries its own reference
+        record["expected_points"] = list(question.expected_points)
     return {"turns": [record]}

@@ -16,10 +16,11 @@ from langgraph.runtime import Runtime
 
 from graph.context import Context, resolve_services
 from graph.state import InterviewState, TurnRecord
-from nodes.rubrics import load_rubric
+from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError
 from storage.models import EvaluationType
 from storage.sessions import TranscriptTurn
+from storage.settings import DEFAULT_TENANT
 from storage.views import TurnView
 
 
@@ -85,6 +86,8 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
             position=state.position,
             language=state.language,
             max_turns=max(state.max_turns, len(state.transcript)),
+            metadata=state.metadata,
+            tenant=str(config.get("configurable", {}).get("tenant") or DEFAULT_TENANT),
         )
     if session.is_ended:
         raise SessionEndedError(session.id)

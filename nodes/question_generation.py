@@ -23,9 +23,9 @@ from typing import Literal, Protocol
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
-from nodes.judge import JudgeError
-from nodes.llm import ConcurrencyLimit, call_structured, structured_runnable
-from nodes.prompts import BankExample, ConversationTurn, build_question_messages
+from nodes.judges.judge import JudgeError
+from nodes.judges.llm.client import ConcurrencyLimit, call_structured, structured_runnable
+from nodes.judges.llm.prompts import BankExample, ConversationTurn, build_question_messages
 from storage.embeddings import Embedder, aembed_queries
 from storage.settings import Settings
 from storage.views import SimilarQuestion
@@ -56,6 +56,9 @@ class GeneratedQuestion:
     question_id: int | None
     category: str | None
     source: Literal["bank", "llm"]
+    expected_points: tuple[str, ...] = ()
+    """Ideas a good answer covers: written by the LLM with its question (bank questions
+    carry theirs in the bank, looked up by the judges)."""
 
 
 class NoQuestionsLeftError(LookupError):
@@ -191,6 +194,11 @@ class GeneratedQuestionOut(BaseModel):
     category: str = Field(
         description="One lower-case word: experience, design, technical, behavioral, ..."
     )
+    expected_points: list[str] = Field(
+        default_factory=list,
+        description="3-6 ideas a good answer to the question covers, in the interview's "
+        "language.",
+    )
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -310,6 +318,8 @@ class LLMQuestionGenerator:
                 question_id=bank_match.id if bank_match is not None else None,
                 category=proposal.category.strip().lower() or None,
                 source="llm",
+                expected_points=tuple(
+                    p.strip() for p in proposal.expected_points if p.strip())[:6],
             )
         logger.info("%d question proposals rejected; using the bank", self._max_attempts)
         return await self._fallback.next_question(

@@ -19,11 +19,12 @@ def load_bank() -> list[NewQuestion]:
             category=item["category"],
             language=item["language"],
             text=item["text"],
+            expected_points=tuple(item["expected_points"]),
         )
         for item in raw
     ]
 
 
 async def seed_questions(repository: QuestionRepository) -> int:
-    """Load the packaged bank; questions already present are skipped. Returns rows inserted."""
+    """Load the packaged bank (new rows inserted, stored rows' points updated); rows inserted."""
     return await repository.add_many(load_bank())

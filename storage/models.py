@@ -30,10 +30,11 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy import text as sql_text  # `text` is also a Question column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.settings import get_settings
+from storage.settings import DEFAULT_TENANT, get_settings
 
 #: Stable constraint names, so migrations never depend on generated names.
 NAMING_CONVENTION = {
@@ -89,6 +90,12 @@ class PromptSession(TimestampMixin, Base):
     id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
     )
+    tenant: Mapped[str] = mapped_column(
+        String(64), nullable=False, index=True, server_default=text(f"'{DEFAULT_TENANT}'")
+    )
+    """Who created the session (the tenant of its API key); other tenants never see it."""
+    candidate_token_sha256: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 (hex) of the session's candidate token; the token itself is never stored."""
     participant_id: Mapped[str] = mapped_column(String(200), nullable=False)
     exam_id: Mapped[str | None] = mapped_column(String(200))
     position: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -202,6 +209,8 @@ class Question(Base):
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
         Index(None, "position", "language"),
+        CheckConstraint("jsonb_typeof(expected_points) = 'array'",
+                        name="expected_points_is_array"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -209,6 +218,10 @@ class Question(Base):
     category: Mapped[str] = mapped_column(String(100), nullable=False)
     language: Mapped[str] = mapped_column(String(10), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
+    expected_points: Mapped[list[str]] = mapped_column(
+        JSONB(none_as_null=True), nullable=False, server_default=sql_text("'[]'::jsonb")
+    )
+    """The 3-6 ideas a good answer covers, in the question's language (the judges' reference)."""
     embedding: Mapped[list[float]] = mapped_column(
         Vector(get_settings().embedding_dim), nullable=False
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import defer
 
@@ -31,6 +31,8 @@ class NewQuestion:
     category: str
     language: str
     text: str
+    expected_points: tuple[str, ...] = ()
+    """The ideas a good answer covers (3-6 for bank questions), in the question's language."""
 
 
 class QuestionRepository:
@@ -44,10 +46,12 @@ class QuestionRepository:
     async def add_many(self, questions: Iterable[NewQuestion]) -> int:
         """Insert questions not yet in the bank (unique on position + text); return how many.
 
-        Embeds in batches of `batch_size`; already present questions are skipped, which makes
-        seeding idempotent.
+        Embeds in batches of `batch_size`; already present questions are not re-embedded, only
+        their expected points are brought up to date (rows seeded before the column existed
+        get them), which makes seeding idempotent.
         """
         pending = list({(q.position, q.text): q for q in questions}.values())
+        await self._update_points(pending)
         inserted = 0
         for start in range(0, len(pending), self._batch_size):
             batch = await self._not_stored(pending[start : start + self._batch_size])
@@ -60,6 +64,7 @@ class QuestionRepository:
                     "category": q.category,
                     "language": q.language,
                     "text": q.text,
+                    "expected_points": list(q.expected_points),
                     "embedding": vector,
                 }
                 for q, vector in zip(batch, vectors, strict=True)
@@ -73,6 +78,33 @@ class QuestionRepository:
                 )
                 inserted += len(result.all())
         return inserted
+
+    async def _update_points(self, questions: Sequence[NewQuestion]) -> None:
+        """Set the expected points of stored rows whose points differ (one UPDATE per row)."""
+        wanted = {(q.position, q.text): list(q.expected_points) for q in questions
+                  if q.expected_points}
+        if not wanted:
+            return
+        async with self._db.transaction() as s:
+            result = await s.execute(
+                select(Question.id, Question.position, Question.text, Question.expected_points)
+                .where(tuple_(Question.position, Question.text).in_(list(wanted)))
+            )
+            for row_id, position, text_value, points in result.all():
+                target = wanted[(position, text_value)]
+                if points != target:
+                    await s.execute(
+                        update(Question).where(Question.id == row_id)
+                        .values(expected_points=target)
+                    )
+
+    async def expected_points(self, question_id: int) -> list[str]:
+        """The expected points stored for a bank question ([] when it has none)."""
+        async with self._db.transaction() as s:
+            points = await s.scalar(
+                select(Question.expected_points).where(Question.id == question_id)
+            )
+        return list(points or [])
 
     async def _not_stored(self, batch: list[NewQuestion]) -> list[NewQuestion]:
         """The questions of `batch` not in the bank yet (so re-seeding embeds nothing)."""

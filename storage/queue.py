@@ -19,9 +19,10 @@ keeps two jobs of a session from running at the same time); both locks are procr
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from procrastinate import App, PsycopgConnector
@@ -32,6 +33,7 @@ from sqlalchemy.types import String
 
 from storage.database import Database, DatabaseUrls
 from storage.models import PromptSession
+from storage.settings import DEFAULT_TENANT
 from storage.text import check_text
 
 #: procrastinate task names (the worker registers functions under these names).
@@ -62,10 +64,12 @@ _DEFER_SQL = text(
 
 _INSERT_SESSIONS_SQL = text(
     """
-    INSERT INTO prompt_sessions (id, participant_id, exam_id, position, language, max_turns)
+    INSERT INTO prompt_sessions
+           (id, participant_id, exam_id, position, language, max_turns, tenant, metadata)
     SELECT * FROM unnest(
         CAST(:ids AS uuid[]), CAST(:participants AS varchar[]), CAST(:exams AS varchar[]),
-        CAST(:positions AS varchar[]), CAST(:languages AS varchar[]), CAST(:max_turns AS int[])
+        CAST(:positions AS varchar[]), CAST(:languages AS varchar[]), CAST(:max_turns AS int[]),
+        CAST(:tenants AS varchar[]), CAST(:metadata AS jsonb[])
     )
     ON CONFLICT (id) DO NOTHING
     """
@@ -138,9 +142,10 @@ class QueuedTranscript:
     language: str
     exam_id: str | None
     turns: Sequence[tuple[str, str]]  # (question, answer), numbered from 1
+    tenant: str = DEFAULT_TENANT
+    metadata: dict[str, Any] = field(default_factory=dict)  # run name and tags
     reevaluate: bool = False
     callback_url: str | None = None
-    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ def job_args(
     *,
     reevaluate: bool = False,
     callback_url: str | None = None,
-    tenant: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, Any]:
     """The arguments of an evaluation job (the task's keyword arguments)."""
     return {
@@ -212,6 +217,8 @@ class JobQueue:
                     "positions": [item.position for item in submissions],
                     "languages": [item.language for item in submissions],
                     "max_turns": [len(item.turns) for item in submissions],
+                    "tenants": [item.tenant for item in submissions],
+                    "metadata": [json.dumps(item.metadata) for item in submissions],
                 },
             )
             await s.execute(
@@ -242,7 +249,7 @@ class JobQueue:
         *,
         reevaluate: bool = False,
         callback_url: str | None = None,
-        tenant: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> int:
         """Defer the evaluation of a stored session (or return its waiting/running job)."""
         args = job_args(session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant)
@@ -328,15 +335,6 @@ class JobQueue:
         recorded = (metadata or {}).get("evaluation_job") or {}
         error = recorded.get("error") if recorded.get("job_id") == row.id else None
         return JobView(id=int(row.id), status=row.status, attempts=int(row.attempts), error=error)
-
-    async def callback_record(self, session_id: uuid.UUID) -> dict[str, Any] | None:
-        """The recorded callback attempts of a session, if it asked for a callback."""
-        async with self._db.transaction() as s:
-            metadata = await s.scalar(
-                select(PromptSession.metadata_).where(PromptSession.id == session_id)
-            )
-        record = (metadata or {}).get("callback")
-        return dict(record) if isinstance(record, dict) else None
 
     async def status_counts(self, session_ids: Iterable[uuid.UUID]) -> dict[str, int]:
         """How many of these sessions are closed, and the status of the latest job of the rest.

@@ -7,6 +7,8 @@ already stored is a `TurnConflictError`, never a silent overwrite.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from storage.errors import (
     TurnNotFoundError,
 )
 from storage.models import PromptMessage, PromptSession
+from storage.settings import DEFAULT_TENANT
 from storage.text import check_text
 from storage.views import SessionView, TurnView
 
@@ -48,6 +51,7 @@ def _session_view(row: PromptSession) -> SessionView:
         metadata=dict(row.metadata_),
         started_at=row.started_at,
         ended_at=row.ended_at,
+        tenant=row.tenant,
     )
 
 
@@ -60,6 +64,10 @@ def _turn_view(row: PromptMessage) -> TurnView:
         asked_at=row.asked_at,
         answered_at=row.answered_at,
     )
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def lock_open_session(db_session: AsyncSession, session_id: uuid.UUID) -> PromptSession:
@@ -88,11 +96,17 @@ class SessionStore:
         exam_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         session_id: uuid.UUID | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> SessionView:
-        """Create a session; with an explicit `session_id` an existing one is returned as is."""
+        """Create a session of `tenant`.
+
+        With an explicit `session_id` an existing one is returned as is, if it belongs to
+        `tenant`; another tenant's session is `SessionNotFoundError`, as if it did not exist.
+        """
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1 (got {max_turns})")
         values: dict[str, Any] = {
+            "tenant": tenant,
             "participant_id": participant_id,
             "exam_id": exam_id,
             "position": position,
@@ -109,13 +123,50 @@ class SessionStore:
             new_id = (await s.execute(stmt.returning(PromptSession.id))).scalar_one_or_none()
             row = await s.get(PromptSession, new_id or session_id)
             assert row is not None  # inserted now, or existed under the explicit id
+            if row.tenant != tenant:
+                raise SessionNotFoundError(row.id)
             return _session_view(row)
 
-    async def get_session(self, session_id: uuid.UUID) -> SessionView:
-        """The session, or `SessionNotFoundError`."""
+    async def get_session(
+        self, session_id: uuid.UUID, *, tenant: str | None = None
+    ) -> SessionView:
+        """The session, or `SessionNotFoundError`.
+
+        With `tenant`, a session of another tenant is not found either (same error, same
+        message: a caller cannot tell another tenant's session from a missing one).
+        """
         async with self._db.transaction() as s:
             row = await s.get(PromptSession, session_id)
+            if row is None or (tenant is not None and row.tenant != tenant):
+                raise SessionNotFoundError(session_id)
+            return _session_view(row)
+
+    async def existing_ids(self, session_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `session_ids` are stored (any tenant): one query for a whole batch."""
+        if not session_ids:
+            return set()
+        async with self._db.transaction() as s:
+            rows = await s.scalars(
+                select(PromptSession.id).where(PromptSession.id.in_(list(session_ids)))
+            )
+            return set(rows)
+
+    async def set_candidate_token(self, session_id: uuid.UUID, token: str) -> None:
+        """Store the SHA-256 of `token` as the session's candidate token (replacing any)."""
+        async with self._db.transaction() as s:
+            row = await s.get(PromptSession, session_id, with_for_update=True)
             if row is None:
+                raise SessionNotFoundError(session_id)
+            row.candidate_token_sha256 = _token_digest(token)
+
+    async def session_for_candidate(self, session_id: uuid.UUID, token: str) -> SessionView:
+        """The session whose candidate token is `token`, else `SessionNotFoundError`."""
+        async with self._db.transaction() as s:
+            row = await s.get(PromptSession, session_id)
+            stored = row.candidate_token_sha256 if row is not None else None
+            if row is None or stored is None or not hmac.compare_digest(
+                stored, _token_digest(token)
+            ):
                 raise SessionNotFoundError(session_id)
             return _session_view(row)
 

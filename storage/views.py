@@ -27,6 +27,7 @@ class SessionView:
     metadata: dict[str, Any]
     started_at: datetime
     ended_at: datetime | None
+    tenant: str = "default"
 
     @property
     def is_ended(self) -> bool:

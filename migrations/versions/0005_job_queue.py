@@ -11,8 +11,13 @@ like turnjudge's own tables.
 One index of ours is added: jobs by session id, for the report's status (latest job of a
 session) without scanning the whole job table.
 
+With DB_SCHEMA several schemas of one database each hold their own queue; the downgrade
+drops only what lives in the connection's `current_schema()`, never a namesake in `public`.
+(procrastinate's LISTEN/NOTIFY channels are database-wide: a job deferred in one schema may
+wake the idle workers of another, which then find nothing to do in theirs. Harmless.)
+
 Revision ID: 0005_job_queue
-Revises: 0001
+Revises: 0004_question_expected_points
 Create Date: 2026-11-27
 """
 
@@ -23,7 +28,7 @@ from procrastinate.schema import SchemaManager
 from sqlalchemy.util import await_only
 
 revision: str = "0005_job_queue"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004_question_expected_points"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -49,14 +54,33 @@ BEGIN
 END
 $$
 """
-DROP_TABLES = (
-    "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, "
-    "procrastinate_jobs, procrastinate_workers CASCADE"
-)
-DROP_TYPES = (
-    "DROP TYPE IF EXISTS procrastinate_job_to_defer_v1, procrastinate_job_event_type, "
-    "procrastinate_job_status"
-)
+# Named in current_schema() explicitly: an unqualified name could resolve to `public`.
+DROP_TABLES = r"""
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['procrastinate_events', 'procrastinate_periodic_defers',
+                             'procrastinate_jobs', 'procrastinate_workers']
+    LOOP
+        EXECUTE format('DROP TABLE IF EXISTS %I.%I CASCADE', current_schema(), t);
+    END LOOP;
+END
+$$
+"""
+DROP_TYPES = r"""
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['procrastinate_job_to_defer_v1', 'procrastinate_job_event_type',
+                             'procrastinate_job_status']
+    LOOP
+        EXECUTE format('DROP TYPE IF EXISTS %I.%I', current_schema(), t);
+    END LOOP;
+END
+$$
+"""
 
 
 def _execute_script(script: str) -> None:

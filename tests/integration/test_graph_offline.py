@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from graph import Context, Services, build_graph
 from nodes.close_session import EvaluationIncompleteError
+from nodes.judges.rubrics import UnknownPositionError
 from nodes.open_session import InvalidInterviewInputError
-from nodes.rubrics import UnknownPositionError
 from storage.errors import SessionEndedError, SessionNotFoundError
 
 pytestmark = pytest.mark.integration

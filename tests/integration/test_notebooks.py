@@ -1,7 +1,8 @@
-"""The evaluation notebooks execute top to bottom against the test database."""
+"""The notebooks execute top to bottom against the test database, cleanly and idempotently."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,8 @@ import pytest
 from nbclient import NotebookClient
 
 from storage.database import DatabaseUrls
+from storage.exports import evaluation_records
+from storage.services import Storage
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,22 +36,47 @@ def outputs(notebook: nbformat.NotebookNode, mime: str) -> list[object]:
     ]
 
 
-def test_notebooks_run_and_plot(
-    database_urls: DatabaseUrls, monkeypatch: pytest.MonkeyPatch
+def printed(notebook: nbformat.NotebookNode, stream: str = "stdout") -> str:
+    return "".join(
+        "".join(output.get("text", ""))
+        for cell in notebook.cells if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream" and output.get("name") == stream
+    )
+
+
+async def test_notebooks_run_idempotently_and_plot(
+    database_urls: DatabaseUrls, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The kernels inherit this environment: they use the test database and the offline judge.
+    # The kernels inherit this environment: the test database, the offline judge, one run.
+    run = f"nb-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("DATABASE_URL", database_urls.sqlalchemy)
     monkeypatch.setenv("JUDGE", "heuristic")
+    monkeypatch.setenv("TURNJUDGE_RUN", run)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
-    run = execute("01_run_evaluation.ipynb")
-    printed = "".join(
-        "".join(o.get("text", "")) for c in run.cells if c.cell_type == "code"
-        for o in c.get("outputs", [])
-    )
-    assert "30 sessions evaluated and closed: True" in printed
-    assert outputs(run, "text/html"), "the summary table is missing"
+    first = execute("01_run_evaluation.ipynb")
+    assert f"30 sessions in run {run!r}, 30 completed" in printed(first)
+    assert outputs(first, "text/html"), "the summary table is missing"
+    stored = await evaluation_records(storage.db, run=run)
+    assert len({record.session_id for record in stored}) == 30
+
+    again = execute("01_run_evaluation.ipynb")  # re-running replaces nothing, adds nothing
+    assert f"30 sessions in run {run!r}, 30 completed" in printed(again)
+    assert await evaluation_records(storage.db, run=run) == stored
 
     analyse = execute("02_analyse_scores.ipynb")
-    assert len(outputs(analyse, "image/png")) >= 4, "expected four plots"
+    assert f"run {run!r}: 30 sessions" in printed(analyse)
+    assert len(outputs(analyse, "image/png")) == 5, "expected five plots"
+    assert len(outputs(analyse, "text/html")) >= 3, "expected the tables"
+    for notebook in (first, again, analyse):
+        assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"
+        stray = [
+            output for cell in notebook.cells if cell.cell_type == "code"
+            for output in cell.get("outputs", [])
+            if output.get("output_type") == "execute_result"
+            and "text/plain" in output.get("data", {})
+            and not {"text/html", "image/png"} & set(output.get("data", {}))
+        ]
+        assert stray == [], f"stray outputs: {stray}"

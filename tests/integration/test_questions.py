@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 
 from storage.bank import load_bank, seed_questions
 from storage.database import Database
@@ -362,6 +362,29 @@ async def test_seeding_the_packaged_bank(empty_bank_db: Database, settings: Sett
 
     assert await seed_questions(repository) == 0  # second seeding inserts nothing
     assert await repository.count() == len(bank)
+
+
+async def test_seeding_fills_expected_points_of_stored_rows(
+    empty_bank_db: Database, settings: Settings
+) -> None:
+    """Rows stored before the column existed (points = []) get their points on re-seeding."""
+    bank = load_bank()
+    assert all(3 <= len(q.expected_points) <= 6 for q in bank)
+    repository = QuestionRepository(empty_bank_db, HashEmbedder(settings.embedding_dim))
+    await seed_questions(repository)
+    async with empty_bank_db.transaction() as s:
+        await s.execute(update(Question).values(expected_points=[]))
+    assert await seed_questions(repository) == 0
+    async with empty_bank_db.transaction() as s:
+        stored = {
+            (row.position, row.text): row.expected_points
+            for row in await s.execute(
+                select(Question.position, Question.text, Question.expected_points))
+        }
+    assert stored == {(q.position, q.text): list(q.expected_points) for q in bank}
+    first = await repository.first_question("backend", "en")
+    assert await repository.expected_points(first.id) == list(next(
+        q.expected_points for q in bank if q.text == first.text))
 
 
 ENGLISH_PARAPHRASES = [

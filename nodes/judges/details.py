@@ -49,7 +49,7 @@ class EvaluationDetails(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     flags: list[str] = Field(
         default_factory=list,
-        description="e.g. 'prompt_injection:score_demand'; see nodes.injection",
+        description="e.g. 'prompt_injection:score_demand'; see nodes.judges.injection",
     )
     judge: JudgeInfo
     usage: Usage | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from nodes.details import EvaluationDetails
+from nodes.judges.details import EvaluationDetails
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class TurnCase:
     question: str
     answer: str
     category: str | None = None
+    expected_points: tuple[str, ...] = ()
+    """The question's expected points when the caller knows them (e.g. an LLM-written
+    question); empty = looked up in the bank, else the position's rubric."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ here once:
 - our own retries with exponential backoff (the client's retries are switched off so the
   attempt count, the backoff and the error reported are ours and testable), on transport
   errors, timeouts, 429, 5xx *and* every malformed reply, but never on other 4xx, which no
-  retry can fix: the policy is `nodes.retry` (tenacity);
+  retry can fix: the policy is `nodes.judges.llm.retry` (tenacity);
 - token usage summed over every attempt (a retried evaluation costs more, and that should be
   visible in `details.usage`) and the latency of the whole call.
 """
@@ -30,9 +30,9 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from openai import DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from nodes.details import Usage
-from nodes.judge import JudgeError
-from nodes.retry import (  # re-exported: the retry policy's public names
+from nodes.judges.details import Usage
+from nodes.judges.judge import JudgeError
+from nodes.judges.llm.retry import (  # re-exported: the retry policy's public names
     MAX_BACKOFF_S,
     FinalLLMError,
     RetryableLLMError,
@@ -223,11 +223,11 @@ async def call_structured(
     """Call a structured-output runnable with bounded concurrency, timeouts and retries.
 
     Each attempt holds a semaphore slot only while its request is in flight (not while it
-    backs off) and is cut off after `timeout_s`. What is retried is `nodes.retry`'s policy:
-    transport errors and timeouts, 429, 408/409, 5xx, and every malformed reply (a
-    `parsing_error`, no parsed result, no `choices`, an error body in a 200). Final at once:
-    any other HTTP 4xx, a refusal, and unexpected exceptions (still raised as `JudgeError`,
-    so one broken evaluation does not abort its siblings in a fan-out).
+    backs off) and is cut off after `timeout_s`. What is retried follows
+    `nodes.judges.llm.retry`: transport errors and timeouts, 429, 408/409, 5xx, and every
+    malformed reply (a `parsing_error`, no parsed result, no `choices`, an error body in a
+    200). Final at once: any other HTTP 4xx, a refusal, and unexpected exceptions (still
+    raised as `JudgeError`, so one broken evaluation does not abort its siblings in a fan-out).
 
     Args:
         runnable: From `structured_runnable` (`include_raw=True` output: raw, parsed,

@@ -29,7 +29,7 @@ class Rubric:
 def _read_all() -> dict[str, Rubric]:
     """Parse every rubric file (once, at import: no file I/O later inside the event loop)."""
     rubrics = {}
-    for entry in resources.files("nodes").joinpath("rubrics").iterdir():
+    for entry in resources.files("nodes.judges").joinpath("rubrics").iterdir():
         if entry.name.endswith(".json"):
             raw = json.loads(entry.read_text("utf-8"))
             rubrics[raw["position"]] = Rubric(

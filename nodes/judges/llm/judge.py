@@ -3,8 +3,8 @@
 The model returns `TurnJudgement` / `FlowJudgement` (what the LLM is asked for); this module
 maps them to `EvaluationDetails` (what is stored), adding what the model cannot be trusted
 to report about itself: who judged (`judge`), what it cost (`usage`, `latency_ms`) and our
-own prompt-injection detector's findings (`flags`). Calls go through `nodes.llm.call_structured`
-for bounded concurrency, timeouts and retries.
+own prompt-injection detector's findings (`flags`). Calls go through
+`nodes.judges.llm.client.call_structured` for bounded concurrency, timeouts and retries.
 
 Rubric scores come back as a list of {criterion, score, reason} rather than a dict keyed by
 criterion: strict JSON schemas (and several OpenAI-compatible servers) cannot express
@@ -15,16 +15,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, field_validator
 
-from nodes.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
-from nodes.injection import FLAG_PREFIX, detect_injection
-from nodes.judge import FlowCase, JudgeError, TurnCase
-from nodes.llm import ConcurrencyLimit, call_structured, make_chat_model, structured_runnable
-from nodes.prompts import (
+from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
+from nodes.judges.heuristic.calibration import calibration
+from nodes.judges.heuristic.judge import HeuristicJudge, Inspection
+from nodes.judges.injection import FLAG_PREFIX, detect_injection
+from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.llm.client import (
+    ConcurrencyLimit,
+    call_structured,
+    make_chat_model,
+    structured_runnable,
+)
+from nodes.judges.llm.prompts import (
     FLOW_CRITERIA,
     PROMPT_VERSION,
     TURN_CRITERIA,
@@ -33,8 +41,8 @@ from nodes.prompts import (
 )
 from storage.settings import Settings
 
-TurnCriterion = Literal["relevance", "technical_depth", "specificity", "communication"]
-FlowCriterion = Literal["consistency", "depth_progression", "strategy", "coverage"]
+TurnCriterion = Literal["relevance", "coverage", "specificity", "communication"]
+FlowCriterion = Literal["consistency", "depth_progression", "coverage", "answer_quality"]
 
 
 def _criterion_key(value: object) -> object:
@@ -80,8 +88,7 @@ class TurnJudgement(_JudgementBase):
     """Grade of one interview answer (TURN_EVAL)."""
 
     rubrics: list[TurnCriterionScore] = Field(
-        description="One entry per criterion: relevance, technical_depth, specificity, "
-        "communication."
+        description="One entry per criterion: relevance, coverage, specificity, communication."
     )
 
 
@@ -89,8 +96,8 @@ class FlowJudgement(_JudgementBase):
     """Grade of a whole interview conversation (HOLISTIC_FLOW)."""
 
     rubrics: list[FlowCriterionScore] = Field(
-        description="One entry per criterion: consistency, depth_progression, strategy, "
-        "coverage."
+        description="One entry per criterion: consistency, depth_progression, coverage, "
+        "answer_quality."
     )
 
 
@@ -99,7 +106,7 @@ _INJECTION_WORDS = re.compile(
     r"|manipulat|system.?prompt|score.?(demand|claim|marker)|(fake|claim).{0,20}score",
     re.IGNORECASE,
 )
-#: Our injection codes (see nodes.injection) and words that identify them in a model's flag;
+#: Our injection codes (see nodes.judges.injection) and words that identify them in a model's flag;
 #: checked in order (a fake "score: 95" marker before a plain score demand).
 _INJECTION_CODES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("override_instructions", re.compile(r"override|ignor|disregard|instruction|jailbreak")),
@@ -127,7 +134,7 @@ def normalise_flag(flag: str) -> str | None:
     """A model-reported flag in our vocabulary, or None when it is empty.
 
     Anything about prompt injection becomes `prompt_injection:<code>` with one of the codes
-    of `nodes.injection` (or `other`), so the LLM's and our detector's flags aggregate;
+    of `nodes.judges.injection` (or `other`), so the LLM's and our detector's flags aggregate;
     other flags are slugged (`"Off topic"` -> `off_topic`).
     """
     text = flag.strip()
@@ -168,6 +175,14 @@ def _injection_note(language: str, flags: Sequence[str]) -> str:
     return template.format(codes=codes)
 
 
+def _bounded(details: EvaluationDetails, inspection: Inspection | None) -> EvaluationDetails:
+    """The injection penalty on a flagged answer's score (the model saw it cleaned)."""
+    if inspection is None or not inspection.scan.flagged:
+        return details
+    score = round(details.score * calibration().injection_penalty, 1)
+    return details.model_copy(update={"score": score})
+
+
 class LLMJudge:
     """Judge backed by an OpenAI-compatible chat model (`details.judge.kind = "llm"`)."""
 
@@ -180,18 +195,22 @@ class LLMJudge:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         timeout_s: float = 60.0,
+        guard: HeuristicJudge | None = None,
     ) -> None:
         """Wrap a chat model.
 
         Args:
             chat_model: Any chat model supporting `with_structured_output` (usually from
-                `nodes.llm.make_chat_model`).
+                `nodes.judges.llm.client.make_chat_model`).
             model_name: Recorded in `details.judge.model`; defaults to the chat model's own.
             max_concurrency: Requests in flight at once, across all calls of this judge.
             max_retries: Retries after the first attempt of each evaluation.
             backoff_s: First retry delay in seconds; doubles with each retry.
             timeout_s: Limit of one attempt in seconds.
+            guard: Runs the shared guards and the injection removal before any call (and
+                judges the clear cases itself, without calling the model); None = no guards.
         """
+        self._guard = guard
         self._chat_model = chat_model
         self._model_name = model_name or str(
             getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None)
@@ -206,7 +225,8 @@ class LLMJudge:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, chat_model: BaseChatModel | None = None
+        cls, settings: Settings, chat_model: BaseChatModel | None = None,
+        guard: HeuristicJudge | None = None,
     ) -> LLMJudge:
         """The judge configured by LLM_* settings (a `ChatOpenAI` unless one is given)."""
         return cls(
@@ -216,6 +236,7 @@ class LLMJudge:
             max_retries=settings.llm_max_retries,
             backoff_s=settings.llm_backoff_s,
             timeout_s=settings.llm_timeout_s,
+            guard=guard,
         )
 
     @property
@@ -235,20 +256,46 @@ class LLMJudge:
             await client.aclose()
 
     async def evaluate_turn(self, case: TurnCase) -> EvaluationDetails:
-        """Grade one answered turn (TURN_EVAL); raises `JudgeError` after failed retries."""
+        """Grade one answered turn (TURN_EVAL); raises `JudgeError` after failed retries.
+
+        With a guard, a clear case (empty, non-answer, echo, term list, off-topic, nothing
+        but text aimed at the grader) is judged without the model; otherwise the model sees
+        the answer with suspect spans removed and the question's expected points.
+        """
+        prepared = await self._prepare(case)
+        if isinstance(prepared, EvaluationDetails):
+            return prepared
+        graded, inspection = prepared
         judgement, usage, latency_ms = await call_structured(
             self._turn_runnable,
-            build_turn_messages(case),
+            build_turn_messages(graded),
             schema=TurnJudgement,
             semaphore=self._limit.semaphore(),
             max_retries=self._max_retries,
             backoff_s=self._backoff_s,
             timeout_s=self._timeout_s,
         )
-        return self._details(
-            judgement, TURN_CRITERIA, detect_injection(case.answer), case.language,
-            usage, latency_ms,
-        )
+        detected = inspection.flags() if inspection else detect_injection(case.answer)
+        details = self._details(judgement, TURN_CRITERIA, detected, case.language, usage,
+                                latency_ms)
+        return _bounded(details, inspection)
+
+    async def _prepare(
+        self, case: TurnCase
+    ) -> EvaluationDetails | tuple[TurnCase, Inspection | None]:
+        """The case the model grades (cleaned, with expected points), or the guard's details."""
+        if self._guard is None:
+            return case, None
+        inspection = await self._guard.inspect(case)
+        if inspection.clear is not None:
+            return (await self._guard.judge_turn(case)).details
+        scanned = inspection.scan
+        # The model grades the text without every suspect *sentence* when span removal left
+        # part of one: its score is then, by construction, that of the answer without them.
+        text = scanned.without_sentences if scanned.flagged else scanned.cleaned
+        graded = replace(case, answer=text, expected_points=inspection.reference.points,
+                         language=inspection.language)
+        return graded, inspection
 
     async def evaluate_flow(self, case: FlowCase) -> EvaluationDetails:
         """Grade the whole conversation (HOLISTIC_FLOW); raises `JudgeError` on failure."""
@@ -264,6 +311,11 @@ class LLMJudge:
             timeout_s=self._timeout_s,
         )
         ours = _unique(*(detect_injection(turn.answer) for turn in case.turns))
+        if self._guard is not None:
+            # the model reads the conversation without the spans aimed at the grader
+            cleaned = [(await self._guard.inspect(t)).scan.cleaned for t in case.turns]
+            case = replace(case, turns=tuple(
+                replace(t, answer=text) for t, text in zip(case.turns, cleaned, strict=True)))
         return self._details(judgement, FLOW_CRITERIA, ours, case.language, usage, latency_ms)
 
     def _details(

@@ -1,0 +1,1 @@
+"""The judging domain: Judge protocol, guards, injection detection, rubrics, two judges."""

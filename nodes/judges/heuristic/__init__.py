@@ -1,0 +1,1 @@
+"""The offline heuristic judge, split by job."""

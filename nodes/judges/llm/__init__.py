@@ -1,0 +1,1 @@
+"""The LLM judge: client (structured calls), prompts and the judge itself."""
