@@ -78,8 +78,8 @@ EXAMPLES: dict[int, dict[str, tuple[str, dict[str, str]]]] = {
             "tenant, wait=true, or not an http(s) URL)",
             {"error": "ValidationError",
              "detail": "needs a signing secret for tenant 'acme' on the server "
-                       "(CALLBACK_SECRETS=acme:<secret>)",
-             "field": "callback_url"}),
+                       "(CALLBACK_SECRETS=acme:<secret>) (got 'https://hooks.acme.example/tj')",
+             "field": "body.callback_url"}),
         "answer_required": ("No answer and no stop",
                             {"error": "ValidationError",
                              "detail": "answer is required unless stop is true (got null)",

@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
@@ -47,7 +48,7 @@ from api.schemas import (
     SubmitTranscript,
     nonblank,
 )
-from api.validation import InvalidRequestError
+from api.validation import InvalidRequestError, check_callback_url
 from storage.models import EvaluationType
 
 logger = logging.getLogger("api.routes")
@@ -159,11 +160,25 @@ def _queued(queued: QueuedSubmission, response: Response) -> QueuedOut:
     return QueuedOut.model_validate(dataclasses.asdict(queued))
 
 
-def _check_callback(app: AppDep, tenant: str, wait: bool, callback_url: str | None) -> None:
-    """A callback needs a queued submission and a signing secret of the caller's tenant."""
-    if wait and callback_url is not None:
-        raise InvalidRequestError("callback_url", "is for queued submissions: add wait=false")
-    require_callback_secret(app.settings, tenant, callback_url)
+def _check_callback(
+    app: AppDep, tenant: str, wait: bool, callback_url: str | None, where: str
+) -> None:
+    """A callback needs a queued submission, an http(s) URL and a key of the caller's tenant.
+
+    Refused as a 422 naming the field (`body.callback_url` or `query.callback_url`), before
+    anything is stored.
+    """
+    try:
+        if wait and callback_url is not None:
+            raise InvalidRequestError("callback_url", "is for queued submissions: add wait=false")
+        check_callback_url(callback_url)
+        require_callback_secret(app.settings, tenant, callback_url)
+    except InvalidRequestError as exc:
+        problem = str(exc).removeprefix(f"{exc.field} ")
+        raise RequestValidationError([{
+            "type": "value_error", "loc": (where, "callback_url"), "msg": problem,
+            "input": callback_url,
+        }]) from exc
 
 
 @router.post("/sessions/{session_id}/submit", response_model=ReportOut | QueuedOut,
@@ -181,7 +196,7 @@ async def submit(
     With `wait=false` the evaluation is queued for a worker and 202 returns at once; a
     session already closed queues nothing (202, `job_id` null, its final status).
     """
-    _check_callback(app, caller.tenant, wait, callback_url)
+    _check_callback(app, caller.tenant, wait, callback_url, "query")
     if not wait:
         queued = await app.interviews.queue_submit(
             session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=caller.tenant
@@ -207,7 +222,7 @@ async def submit_transcript(body: SubmitTranscript, app: AppDep, caller: TenantD
     and 202 returns at once. A `session_id` of another tenant is 404, as an unknown one
     would be for a re-submission.
     """
-    _check_callback(app, caller.tenant, wait, body.callback_url)
+    _check_callback(app, caller.tenant, wait, body.callback_url, "body")
     if not wait:
         queued = await app.interviews.queue_transcript(as_submission(body), tenant=caller.tenant)
         return _queued(queued, response)

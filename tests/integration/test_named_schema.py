@@ -32,6 +32,8 @@ pytestmark = pytest.mark.integration
 
 OWN_TABLES = set(Base.metadata.tables)
 CHECKPOINT_TABLES = {"checkpoints", "checkpoint_blobs", "checkpoint_writes"}
+#: procrastinate's tables (migration 0005): the job queue lives in the schema too.
+QUEUE_TABLES = {"procrastinate_jobs", "procrastinate_workers", "procrastinate_events"}
 #: The storage suite, run once more in a named schema by `test_storage_suite_in_a_named_schema`.
 STORAGE_SUITE = (
     "tests/integration/test_evaluation_service.py",
@@ -39,6 +41,11 @@ STORAGE_SUITE = (
     "tests/integration/test_questions.py",  # the vector column and its HNSW index
     "tests/integration/test_migrations.py",  # upgrade / downgrade / `alembic check`
     "tests/integration/test_seed_queries.py",
+    # The queue: 202 + stored job, refusals, and a real worker subprocess running a tenant's
+    # job and its signed callback, all through the schema's search_path.
+    "tests/integration/test_queue.py::test_queued_submission_is_stored_with_its_job_before_any_worker",
+    "tests/integration/test_queue.py::test_invalid_queued_submission_stores_nothing",
+    "tests/integration/test_queue.py::test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret",
     "tests/integration/test_named_schema.py::test_this_run_keeps_everything_in_its_schema",
 )
 
@@ -63,6 +70,8 @@ def objects_in(libpq_url: str, schema: str) -> dict[str, set[str]]:
         "indexes": "SELECT indexname FROM pg_indexes WHERE schemaname = %s",
         "constraints": "SELECT conname FROM pg_constraint c"
         " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %s",
+        "functions": "SELECT p.proname FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %s",
     }
     with psycopg.connect(libpq_url, autocommit=True) as conn:
         return {
@@ -73,8 +82,9 @@ def objects_in(libpq_url: str, schema: str) -> dict[str, set[str]]:
 
 def assert_turnjudge_in(libpq_url: str, schema: str) -> None:
     found = objects_in(libpq_url, schema)
-    assert OWN_TABLES | {"alembic_version"} <= found["tables"]
-    assert "evaluation_type_enum" in found["types"]
+    assert OWN_TABLES | QUEUE_TABLES | {"alembic_version"} <= found["tables"]
+    assert {"evaluation_type_enum", "procrastinate_job_status"} <= found["types"]
+    assert "procrastinate_defer_jobs_v1" in found["functions"]
     assert {
         "uq_prompt_evaluations_turn_eval",
         "uq_prompt_evaluations_holistic_flow",
@@ -85,8 +95,12 @@ def assert_turnjudge_in(libpq_url: str, schema: str) -> None:
 
 def assert_no_turnjudge_in(libpq_url: str, schema: str) -> None:
     found = objects_in(libpq_url, schema)
-    assert found["tables"] & (OWN_TABLES | CHECKPOINT_TABLES | {"alembic_version"}) == set()
-    assert "evaluation_type_enum" not in found["types"]
+    assert (
+        found["tables"] & (OWN_TABLES | CHECKPOINT_TABLES | QUEUE_TABLES | {"alembic_version"})
+        == set()
+    )
+    assert not found["types"] & {"evaluation_type_enum", "procrastinate_job_status"}
+    assert not any(name.startswith("procrastinate_") for name in found["functions"])
     assert not any(name.startswith(("uq_prompt", "ix_questions")) for name in found["indexes"])
 
 
@@ -101,6 +115,7 @@ def test_migrations_create_and_remove_everything_in_the_schema(empty_database: s
     found = objects_in(empty_database, "tj_alpha")
     assert found["tables"] <= {"alembic_version"}
     assert found["types"] == set()
+    assert found["functions"] == set()
 
     upgrade(urls)
     assert_turnjudge_in(empty_database, "tj_alpha")
@@ -186,6 +201,9 @@ def test_storage_suite_in_a_named_schema(tmp_path: Path) -> None:
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None
     assert int(suite.get("tests", "0")) > 50
+    assert {"test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret"} <= {
+        case.get("name") for case in suite.iter("testcase")
+    }
     assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("0", "0", "0")
     cases = {case.get("name") for case in suite.iter("testcase")}
     assert "test_this_run_keeps_everything_in_its_schema" in cases

@@ -9,6 +9,7 @@ quick to observe; the defaults are documented in the README.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -30,7 +31,10 @@ from tests.support.workers import CallbackReceiver, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-SECRET = "test-callback-secret-0123"
+SECRET = "test-callback-secret-0123"  # tenant `default` (no authentication here)
+ACME_SECRET = "acme-callback-secret-4567"
+ACME_KEY = "acme-api-key-0123456789"
+GLOBEX_KEY = "globex-api-key-0123456789"
 TURNS = [
     (
         "How do you make payment webhooks idempotent?",
@@ -79,6 +83,7 @@ def worker_env(storage: Storage, stub: OpenAIStub) -> dict[str, str]:
         "WORKER_HEARTBEAT_S": "0.5",
         "WORKER_STALLED_AFTER_S": "2",
         "CALLBACK_SECRET": SECRET,
+        "CALLBACK_SECRETS": f"acme:{ACME_SECRET}",
         "CALLBACK_BACKOFF_S": "1",
         "CALLBACK_MAX_ATTEMPTS": "4",
         "HF_HUB_OFFLINE": "1",
@@ -128,12 +133,21 @@ def workers(
 
 @pytest.fixture
 async def client(storage: Storage, stub: OpenAIStub) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(storage, stub) as http:
+        yield http
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    storage: Storage, stub: OpenAIStub, **settings_: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         judge=JudgeKind.LLM,
         openai_base_url=stub.base_url,
         llm_backoff_s=0.01,
         llm_max_retries=1,
         callback_secret=SECRET,
+        **settings_,
     )
     app = create_app(settings, storage=storage)
     async with app.router.lifespan_context(app):
@@ -393,3 +407,83 @@ async def test_sigterm_lets_a_worker_finish_its_started_job(
     report = (await client.get(f"/sessions/{queued['session_id']}/report")).json()
     assert report["status"] == "completed"
     uuid.UUID(report["session_id"])
+
+
+async def test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret(
+    storage: Storage, stub: OpenAIStub, workers: Workers
+) -> None:
+    """The job runs as the submitting tenant; others get 404; each tenant signs with its key."""
+    workers.ensure(1)
+    stub.clear_faults()
+    keys = f"acme:{ACME_KEY},globex:{GLOBEX_KEY}"
+    async with _client(
+        storage, stub, api_keys=keys, callback_secrets=f"acme:{ACME_SECRET}"
+    ) as http:
+        acme, globex = {"X-API-Key": ACME_KEY}, {"X-API-Key": GLOBEX_KEY}
+        with CallbackReceiver() as receiver:
+            jobs_before = await _query(storage, "SELECT count(*) FROM procrastinate_jobs")
+            sessions_before = await _query(storage, "SELECT count(*) FROM prompt_sessions")
+            refused = await http.post(
+                "/submissions",
+                params={"wait": "false"},
+                headers=globex,
+                json=_body("globex-cb", callback_url=receiver.url("/globex")),
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["field"] == "body.callback_url"
+            assert "globex" in refused.json()["detail"]
+            assert await _query(storage, "SELECT count(*) FROM procrastinate_jobs") == jobs_before
+            assert await _query(storage, "SELECT count(*) FROM prompt_sessions") == sessions_before
+
+            response = await http.post(
+                "/submissions",
+                params={"wait": "false"},
+                headers=acme,
+                json=_body("acme-cb", callback_url=receiver.url("/acme")),
+            )
+            assert response.status_code == 202, response.text
+            queued = response.json()
+            sid = queued["session_id"]
+            stored = await _query(
+                storage,
+                "SELECT s.tenant, j.args ->> 'tenant' FROM prompt_sessions s"
+                " JOIN procrastinate_jobs j ON j.args ->> 'session_id' = s.id::text"
+                " WHERE j.id = :id",
+                id=queued["job_id"],
+            )
+            assert stored == [("acme", "acme")]
+
+            unknown = await http.get(f"/sessions/{uuid.uuid4()}/report", headers=globex)
+            for method, path, params in [
+                ("GET", f"/sessions/{sid}/report", {}),
+                ("GET", f"/sessions/{sid}/report.html", {}),
+                ("POST", f"/sessions/{sid}/submit", {"wait": "false"}),
+                ("POST", f"/sessions/{sid}/submit", {}),
+            ]:
+                other = await http.request(method, path, params=params, headers=globex)
+                assert other.status_code == 404, (method, path, other.text)
+                assert other.json()["error"] == unknown.json()["error"]
+            resubmitted = await http.post(
+                "/submissions",
+                params={"wait": "false"},
+                headers=globex,
+                json=_body("acme-cb", session_id=sid),
+            )
+            assert resubmitted.status_code == 404, resubmitted.text
+
+            (delivery,) = receiver.wait_for("/acme", 1)
+            signature = delivery.headers[SIGNATURE_HEADER]
+            assert verify_signature(ACME_SECRET.encode(), delivery.body, signature)
+            assert not verify_signature(SECRET.encode(), delivery.body, signature)
+            assert json.loads(delivery.body)["session_id"] == sid
+        report = (await http.get(f"/sessions/{sid}/report", headers=acme)).json()
+        assert report["status"] == "completed"
+        assert report["callback"]["delivered"] is True
+        jobs = await _query(
+            storage,
+            "SELECT task_name, count(*) FROM procrastinate_jobs"
+            " WHERE args ->> 'session_id' = :sid GROUP BY 1 ORDER BY 1",
+            sid=sid,
+        )
+        # One evaluation and one delivery: globex's attempts queued nothing.
+        assert jobs == [("turnjudge.deliver_callback", 1), ("turnjudge.evaluate_session", 1)]

@@ -61,8 +61,9 @@ def test_each_tenant_signs_with_its_own_secret_only() -> None:
     assert callback_secret(settings, "initech") is None
     assert callback_secret(settings, DEFAULT_TENANT) == b"default-secret-123"
     assert callback_secret(Settings(), DEFAULT_TENANT) is None
-    overridden = Settings(callback_secret="default-secret-123",
-                          callback_secrets="default:entry-secret-000")
+    overridden = Settings(
+        callback_secret="default-secret-123", callback_secrets="default:entry-secret-000"
+    )
     assert callback_secret(overridden, DEFAULT_TENANT) == b"entry-secret-000"
 
 
