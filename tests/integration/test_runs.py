@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from api.batch import submit_record
+from api.batch import as_submission, queue_file, run_session_id, submit_record
 from api.interviews import InterviewService
+from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
 from graph.context import Services
 from graph.graph import build_graph
+from storage.errors import SessionNotFoundError
 from storage.exports import evaluation_records
 from storage.services import Storage
+from storage.settings import DEFAULT_TENANT
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +104,44 @@ async def test_bad_run_or_tags_are_refused_before_anything_is_stored(
         )
     assert refused.value.field == field
     assert len(await storage.sessions.list_sessions()) == before
+
+
+async def test_queueing_a_run_is_idempotent_and_keeps_run_tags_and_tenant(
+    interviews: InterviewService, storage: Storage, tmp_path: Path
+) -> None:
+    """`evaluate --queue --run`: stored with run, tags and tenant; re-queueing adds nothing."""
+    run = f"queued-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "records.jsonl"
+    bad = {**RECORDS[0], "position": "astronaut"}
+    path.write_text("\n".join(json.dumps(r) for r in [*RECORDS, bad]), "utf-8")
+
+    queued, failures = await queue_file(interviews, path, run=run, tags={"cohort": "q4"})
+    assert len(queued) == len(RECORDS) and len(failures) == 1 and "record 4" in failures[0]
+    assert queued == [run_session_id(run, i, r["participant_id"]) for i, r in enumerate(RECORDS)]
+    jobs = storage.jobs
+    first_jobs = [await jobs.latest_job(sid) for sid in queued]
+    assert all(job is not None and job.status == "todo" for job in first_jobs)
+    for sid in queued:
+        report = await interviews.report(sid)
+        assert (report.status, report.run, report.tags) == ("queued", run, {"cohort": "q4"})
+        assert (await storage.sessions.get_session(sid)).tenant == DEFAULT_TENANT
+
+    again, _ = await queue_file(interviews, path, run=run, tags={"cohort": "q4"})
+    assert again == queued
+    assert [await jobs.latest_job(sid) for sid in queued] == first_jobs  # the same jobs
+
+    # Evaluated in process meanwhile (same run, same ids): the queued jobs find them closed.
+    for index, record in enumerate(RECORDS):
+        await submit_record(interviews, record, index, run=run, tags={"cohort": "q4"})
+    closed = await interviews.queue_transcripts(
+        [
+            as_submission(SubmitTranscript.model_validate(r), session_id=sid, run=run)
+            for r, sid in zip(RECORDS, queued, strict=True)
+        ]
+    )
+    assert [(q.job_id, q.status) for q in closed] == [(None, "completed")] * len(RECORDS)
+    with pytest.raises(SessionNotFoundError):  # another tenant cannot queue into the run
+        await interviews.queue_transcript(
+            as_submission(SubmitTranscript.model_validate(RECORDS[0]), session_id=queued[0]),
+            tenant="globex",
+        )
