@@ -346,7 +346,8 @@ def calibrate(
     pair_gap: Annotated[
         float,
         typer.Option(
-            min=0, max=100,
+            min=0,
+            max=100,
             help="Two answers to one question form a better/worse pair when their human "
             "scores differ by more than this many points.",
         ),
@@ -368,13 +369,24 @@ def calibrate(
     except LabelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    result = _run(calibrate_with_settings(
-        str(labels), items, names, get_settings(), concurrency=concurrency, progress=True,
-        seed=seed, resamples=resamples, pair_gap=pair_gap))
+    result = _run(
+        calibrate_with_settings(
+            str(labels),
+            items,
+            names,
+            get_settings(),
+            concurrency=concurrency,
+            progress=True,
+            seed=seed,
+            resamples=resamples,
+            pair_gap=pair_gap,
+        )
+    )
     text = to_markdown(result)
     if json_out is not None:
-        json_out.write_text(json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n",
-                            encoding="utf-8")
+        json_out.write_text(
+            json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
         typer.echo(f"JSON report written to {json_out}", err=True)
     if report is not None:
         report.write_text(text, encoding="utf-8")

@@ -27,7 +27,9 @@ def test_judge_agreement_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Spearman" in str(tables[0]) and "pair accuracy" in str(tables[0])
     assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"
     stray = [
-        output for cell in notebook.cells if cell.cell_type == "code"
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
         for output in cell.get("outputs", [])
         if output.get("output_type") == "execute_result"
         and not {"text/html", "image/png"} & set(output.get("data", {}))
