@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
 from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
 from storage.settings import Settings, get_settings
@@ -314,8 +315,9 @@ def calibrate(
         typer.Argument(
             exists=True,
             dir_okay=False,
-            help="JSONL of human labels, one {question, answer, position, language, score, "
-            "[band, rater, id, note]} object per line (see notebooks/data/LABELLING.md).",
+            help="JSONL of human labels, one {question, answer, position, language, score} "
+            "object per line, optionally with band, rater, id and note "
+            "(see notebooks/data/LABELLING.md).",
         ),
     ],
     judge: Annotated[
@@ -339,10 +341,10 @@ def calibrate(
     ] = 4,
     seed: Annotated[
         int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
-    ] = 20261128,
+    ] = DEFAULT_SEED,
     resamples: Annotated[
         int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
-    ] = 2000,
+    ] = DEFAULT_RESAMPLES,
     pair_gap: Annotated[
         float,
         typer.Option(
@@ -351,7 +353,7 @@ def calibrate(
             help="Two answers to one question form a better/worse pair when their human "
             "scores differ by more than this many points.",
         ),
-    ] = 10.0,
+    ] = DEFAULT_PAIR_GAP,
 ) -> None:
     """Compare judges with human labels: correlation, kappa, MAE, bias, pair accuracy."""
     import json

@@ -37,14 +37,11 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from api.calibration.bands import BAND_NAMES, UPPER_EDGES
+from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
 
 Scores = npt.NDArray[np.float64]
 Statistic = Callable[[Scores, Scores], float]
 
-DEFAULT_SEED = 20261128
-DEFAULT_RESAMPLES = 2000
-#: Reference gap (points) above which two answers to one question form a pair.
-DEFAULT_PAIR_GAP = 10.0
 CONFIDENCE = 0.95
 
 

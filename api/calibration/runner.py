@@ -18,14 +18,9 @@ from itertools import combinations
 
 from tqdm import tqdm
 
+from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
 from api.calibration.labels import Label
-from api.calibration.metrics import (
-    DEFAULT_PAIR_GAP,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SEED,
-    Agreement,
-    agreement,
-)
+from api.calibration.metrics import Agreement, agreement
 from nodes.judges.factory import make_judge
 from nodes.judges.judge import Judge, JudgeError, TurnCase
 from storage.embeddings import load_embedder
