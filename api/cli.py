@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
 from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
 from storage.settings import DEFAULT_TENANT, Settings, get_settings
@@ -371,6 +372,95 @@ def export(
     rows = _run(run())
     if output is not None:
         typer.echo(f"{rows} evaluations written to {output}", err=True)
+
+
+@app.command()
+def calibrate(
+    labels: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help="JSONL of human labels, one {question, answer, position, language, score} "
+            "object per line, optionally with band, rater, id and note "
+            "(see notebooks/data/LABELLING.md).",
+        ),
+    ],
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            "-j",
+            help="Judge to calibrate: heuristic or llm (llm needs OPENAI_API_KEY or "
+            "OPENAI_BASE_URL). Repeat it to also compare the judges with each other.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write the Markdown report here (default: print it)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Answers scored at once.")
+    ] = 4,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
+    ] = DEFAULT_SEED,
+    resamples: Annotated[
+        int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
+    ] = DEFAULT_RESAMPLES,
+    pair_gap: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Two answers to one question form a better/worse pair when their human "
+            "scores differ by more than this many points.",
+        ),
+    ] = DEFAULT_PAIR_GAP,
+) -> None:
+    """Compare judges with human labels: correlation, kappa, MAE, bias, pair accuracy."""
+    import json
+
+    from api.calibration.labels import LabelError, load_labels
+    from api.calibration.report import to_json, to_markdown
+    from api.calibration.runner import JudgeName, calibrate_with_settings
+
+    try:
+        names = [JudgeName(name) for name in judge or ["heuristic"]]
+    except ValueError:
+        raise typer.BadParameter("choose heuristic or llm", param_hint="--judge") from None
+    try:
+        items = load_labels(labels)
+    except LabelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    result = _run(
+        calibrate_with_settings(
+            str(labels),
+            items,
+            names,
+            get_settings(),
+            concurrency=concurrency,
+            progress=True,
+            seed=seed,
+            resamples=resamples,
+            pair_gap=pair_gap,
+        )
+    )
+    text = to_markdown(result)
+    if json_out is not None:
+        json_out.write_text(
+            json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+        typer.echo(f"JSON report written to {json_out}", err=True)
+    if report is not None:
+        report.write_text(text, encoding="utf-8")
+        typer.echo(f"report written to {report}", err=True)
+    else:
+        typer.echo(text, nl=False)
 
 
 @app.command()
