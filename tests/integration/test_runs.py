@@ -10,8 +10,8 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from api.batch import submit_record
 from api.interviews import InterviewService
 from api.validation import InvalidRequestError
-from graph.context import Services
 from graph.graph import build_graph
+from graph.services import Services
 from storage.exports import evaluation_records
 from storage.services import Storage
 
