@@ -53,8 +53,13 @@ async def submit_record(
     run: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> SessionReport:
-    """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
+    """Validate one record like the HTTP route does and submit it (under `run`, if given).
+
+    The command line's `--run` and `--tag` win over a record's own `run` and `tags`.
+    """
     body = SubmitTranscript.model_validate(record)
+    run = run or body.run
+    tags = tags or body.tags
     session_id = body.session_id
     if session_id is None and run is not None:
         session_id = run_session_id(run, index, body.participant_id)
