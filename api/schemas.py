@@ -45,8 +45,12 @@ Language = StrEnum("Language", {code: code for code in LANGUAGE_NAMES})  # type:
 #: hold one, and the server refuses it; generators cannot take a surrogate range.)
 #: One plain repetition, so that generators can honour the lengths.
 TEXT_PATTERN = r"^[^\x00]*$"
-#: Blank (empty or whitespace only, str.strip semantics), refused with `"not"`.
-BLANK_PATTERN = r"^\s*$"
+#: Blank (empty or whitespace only), refused with `"not"`. The class lists exactly what
+#: `str.isspace` (so `str.strip`, the facade's test) counts as whitespace: `\s` differs between
+#: regex engines (Python's includes U+001C-U+001F, ECMA's and Rust's, which schema validators
+#: use, do not), so a key such as "\x1e" would be valid for the schema yet blank here.
+BLANK_PATTERN = (r"^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+                 r"\u205f\u3000]*$")
 #: The JSON-schema keywords of a required, non-blank, storable text.
 NONBLANK_TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN,
                                         "not": {"pattern": BLANK_PATTERN}}
