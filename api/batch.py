@@ -47,17 +47,28 @@ def run_session_id(run: str, index: int, participant_id: str) -> uuid.UUID:
 def as_submission(
     body: SubmitTranscript,
     *,
-    session_id: uuid.UUID | None = None,
+    index: int | None = None,
     run: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> TranscriptSubmission:
-    """The facade's submission from a validated HTTP/CLI record (HTTP: no run, no tags)."""
+    """The facade's submission from a validated HTTP/CLI record.
+
+    The command line's `--run` and `--tag` win over the record's own `run` and `tags`. Under
+    a run, a record of a file (`index` = its place in the file) without a `session_id` gets
+    the one derived from the run (`run_session_id`), so the same file submitted again under
+    the same run names the same sessions. An HTTP body (no index) without one gets a new id.
+    """
+    run = run or body.run
+    tags = tags or body.tags
+    session_id = body.session_id
+    if session_id is None and run is not None and index is not None:
+        session_id = run_session_id(run, index, body.participant_id)
     return TranscriptSubmission(
         participant_id=body.participant_id,
         position=body.position.value,
         language=body.language.value,
         exam_id=body.exam_id,
-        session_id=session_id if session_id is not None else body.session_id,
+        session_id=session_id,
         reevaluate=body.reevaluate,
         callback_url=body.callback_url,
         run=run,
@@ -86,20 +97,19 @@ async def submit_record(
     tags: Mapping[str, str] | None = None,
 ) -> SessionReport:
     """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
-    body = SubmitTranscript.model_validate(record)
-    session_id = body.session_id
-    if session_id is None and run is not None:
-        session_id = run_session_id(run, index, body.participant_id)
+    submission = as_submission(
+        SubmitTranscript.model_validate(record), index=index, run=run, tags=tags
+    )
     return await interviews.submit_transcript(
-        participant_id=body.participant_id,
-        position=body.position.value,
-        language=body.language.value,
-        exam_id=body.exam_id,
-        session_id=session_id,
-        reevaluate=body.reevaluate,
-        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
-        run=run,
-        tags=dict(tags) if tags else None,
+        participant_id=submission.participant_id,
+        position=submission.position,
+        language=submission.language,
+        transcript=submission.transcript,
+        session_id=submission.session_id,
+        exam_id=submission.exam_id,
+        reevaluate=submission.reevaluate,
+        run=submission.run,
+        tags=submission.tags,
     )
 
 
@@ -170,10 +180,7 @@ async def queue_file(
     for index, record in enumerate(records):
         try:
             body = SubmitTranscript.model_validate(record)
-            session_id = body.session_id
-            if session_id is None and run is not None:
-                session_id = run_session_id(run, index, body.participant_id)
-            submission = as_submission(body, session_id=session_id, run=run, tags=tags)
+            submission = as_submission(body, index=index, run=run, tags=tags)
             InterviewService.check_submission(submission)
             if submission.callback_url is not None and not callbacks_signed:
                 raise InvalidRequestError("callback_url", "needs CALLBACK_SECRET on the server")

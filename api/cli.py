@@ -125,14 +125,24 @@ def similar(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    position: Annotated[
+        str,
+        typer.Option(help="Position of the interview; the Korean candidate knows every "
+                     "position, the English one backend."),
+    ] = "backend",
+    language: Annotated[
+        str, typer.Option(help="Language of the scripted candidate and the analyses: en or ko.")
+    ] = "en",
+) -> None:
     """Run a whole offline interview with a scripted sample candidate and print the report."""
     from api.demo import run_demo
     from api.runtime import open_runtime
 
     async def run() -> bool:
         async with open_runtime(get_settings()) as runtime:
-            report = await run_demo(runtime.interviews, runtime.services.storage.embedder)
+            report = await run_demo(runtime.interviews, runtime.services.storage.embedder,
+                                    position=position, language=language)
         return report.ended_at is not None
 
     if not _run(run()):

@@ -1,10 +1,12 @@
 """`turnjudge demo`: a whole offline interview end to end with a scripted sample candidate.
 
-The candidate holds one prepared answer per bank question of its position, keyed by the
-question's text: whatever question the graph asks, the candidate answers that question. A
-question that is not in the bank (an LLM-written one) gets the answer of the most similar
-prepared question. The report prints the whole analysis of every evaluation, the rubric
-entries in a fixed order and each figure once.
+There is one candidate per language (`api/data/demo_candidate_<language>.json`): English for
+the backend position (the default demo), Korean for every position. A candidate holds one
+prepared answer per bank question of the position, keyed by the question's text: whatever
+question the graph asks, the candidate answers that question. A question that is not in the
+bank (an LLM-written one) gets the answer of the most similar prepared question. The report
+prints the whole analysis of every evaluation (written in the interview's language), the
+rubric entries in a fixed order and each figure once.
 """
 
 from __future__ import annotations
@@ -15,14 +17,30 @@ from importlib import resources
 from typing import Any
 
 from api.interviews import InterviewService, SessionReport
+from api.validation import LANGUAGES, InvalidRequestError
 from storage.embeddings import Embedder, aembed_queries
 
 
-def load_candidate() -> dict[str, Any]:
-    """The packaged sample candidate."""
-    raw = resources.files("api").joinpath("data", "demo_candidate.json").read_text("utf-8")
+def load_candidate(language: str) -> dict[str, Any]:
+    """The packaged sample candidate speaking `language` (`InvalidRequestError` if none)."""
+    if language not in LANGUAGES:
+        raise InvalidRequestError("language", f"must be one of {', '.join(LANGUAGES)}")
+    name = f"demo_candidate_{language}.json"
+    raw = resources.files("api").joinpath("data", name).read_text("utf-8")
     candidate: dict[str, Any] = json.loads(raw)
     return candidate
+
+
+def prepared_answers(candidate: dict[str, Any], position: str) -> list[dict[str, str]]:
+    """The candidate's prepared {question, answer} pairs for `position`."""
+    answers: dict[str, list[dict[str, str]]] = candidate["answers"]
+    if position not in answers:
+        raise InvalidRequestError(
+            "position",
+            f"has no scripted {candidate['language']} demo candidate; "
+            f"choose one of {', '.join(answers)}",
+        )
+    return answers[position]
 
 
 TURN_ORDER = ("relevance", "coverage", "specificity", "communication")
@@ -48,16 +66,22 @@ def _wrap(text: str, indent: str = "    ") -> str:
     return textwrap.fill(text, width=96, initial_indent=indent, subsequent_indent=indent)
 
 
-async def run_demo(interviews: InterviewService, embedder: Embedder) -> SessionReport:
+async def run_demo(
+    interviews: InterviewService,
+    embedder: Embedder,
+    *,
+    position: str = "backend",
+    language: str = "en",
+) -> SessionReport:
     """Run the interview, printing each question, answer and score; return the report."""
-    candidate = load_candidate()
+    candidate = load_candidate(language)
     prepared = {_norm(item["question"]): (item["question"], item["answer"])
-                for item in candidate["answers"]}
+                for item in prepared_answers(candidate, position)}
     step = await interviews.start(
-        participant_id=candidate["participant_id"], position=candidate["position"],
-        language=candidate["language"], max_turns=candidate["max_turns"],
+        participant_id=candidate["participant_id"], position=position,
+        language=language, max_turns=candidate["max_turns"],
     )
-    print(f"session {step.session_id} ({candidate['position']}, {candidate['language']})\n")
+    print(f"session {step.session_id} ({position}, {language})\n")
     while step.question is not None:
         q = step.question
         print(f"Q{q.turn}/{q.max_turns} [{q.category or '-'}] {q.question}")

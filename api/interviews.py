@@ -47,9 +47,10 @@ from api.validation import (
     check_session_id,
     check_transcript,
 )
-from graph.context import Context, Services
+from graph.context import Context
 from graph.graph import build_graph
-from graph.state import InterviewState, TranscriptItem, TurnScore
+from graph.services import Services, use_services
+from graph.state import InputState, InterviewState, TranscriptItem, TurnScore
 from storage.errors import (
     SessionEndedError,
     SessionNotFoundError,
@@ -61,7 +62,7 @@ from storage.queue import QueuedTranscript
 from storage.settings import DEFAULT_TENANT
 from storage.views import EvaluationView, SessionView, TurnView
 
-Graph = CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]
+Graph = CompiledStateGraph[InterviewState, Context, InputState, InterviewState]
 
 #: Without `turn`, an answer equal to the previous turn's, sent within this many seconds of
 #: it, is taken for a client's retry (its response was lost) rather than a new answer.
@@ -202,11 +203,6 @@ class InterviewService:
         self._submissions: Graph = build_graph()
         self._services = services
         self._locks = SessionLocks(services.storage.db)
-        self._context = Context(
-            storage=services.storage,
-            judge=services.judge,
-            question_generator=services.question_generator,
-        )
 
     # ------------------------------------------------------------------ graph runs
     async def _run(
@@ -216,15 +212,17 @@ class InterviewService:
         tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         graph_input: Any = payload  # a partial state dict; the graph fills in the defaults
-        result: dict[str, Any] = await self._graph.ainvoke(
-            graph_input, _config(session_id, tenant), context=self._context
-        )
+        with use_services(self._services):  # built by the caller from its settings
+            result: dict[str, Any] = await self._graph.ainvoke(
+                graph_input, _config(session_id, tenant)
+            )
         return result
 
     async def _run_submission(self, payload: dict[str, Any], tenant: str) -> None:
         graph_input: Any = payload
         config: RunnableConfig = {"configurable": {"tenant": tenant}}
-        await self._submissions.ainvoke(graph_input, config, context=self._context)
+        with use_services(self._services):
+            await self._submissions.ainvoke(graph_input, config)
 
     async def check_owner(
         self, session_id: uuid.UUID, tenant: str, *, missing_ok: bool = False

@@ -99,7 +99,7 @@ async def start_interview(body: StartInterview, app: AppDep, caller: TenantDep
     step = await app.interviews.start(
         participant_id=body.participant_id, position=body.position.value,
         language=body.language.value, max_turns=body.max_turns, exam_id=body.exam_id,
-        tenant=caller.tenant,
+        run=body.run, tags=body.tags, tenant=caller.tenant,
     )
     # Stored once the session exists (open_session creates it inside the graph run).
     token = secrets.token_urlsafe(32)

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from api.interviews import InterviewService
-from graph.context import Services, build_services
 from graph.graph import build_graph
+from graph.services import Services, build_services
 from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
 from storage.services import Storage
@@ -51,9 +51,7 @@ async def open_runtime(
                 interviews = InterviewService(build_graph(checkpointer), services)
                 yield AppRuntime(settings, services, interviews)
         finally:
-            close = getattr(services.judge, "aclose", None)  # the LLM judge's HTTP client
-            if close is not None:
-                await close()
+            await services.aclose_clients()
     finally:
         if storage is None:
             await opened.close()

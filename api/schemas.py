@@ -22,10 +22,12 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
 from api.interviews import InterviewService, SessionReport
+from api.validation import MAX_RUN_CHARS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
 from nodes.judges.llm.prompts import LANGUAGE_NAMES
@@ -43,8 +45,12 @@ Language = StrEnum("Language", {code: code for code in LANGUAGE_NAMES})  # type:
 #: hold one, and the server refuses it; generators cannot take a surrogate range.)
 #: One plain repetition, so that generators can honour the lengths.
 TEXT_PATTERN = r"^[^\x00]*$"
-#: Blank (empty or whitespace only, str.strip semantics), refused with `"not"`.
-BLANK_PATTERN = r"^\s*$"
+#: Blank (empty or whitespace only), refused with `"not"`. The class lists exactly what
+#: `str.isspace` (so `str.strip`, the facade's test) counts as whitespace: `\s` differs between
+#: regex engines (Python's includes U+001C-U+001F, ECMA's and Rust's, which schema validators
+#: use, do not), so a key such as "\x1e" would be valid for the schema yet blank here.
+BLANK_PATTERN = (r"^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+                 r"\u205f\u3000]*$")
 #: The JSON-schema keywords of a required, non-blank, storable text.
 NONBLANK_TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN,
                                         "not": {"pattern": BLANK_PATTERN}}
@@ -116,6 +122,35 @@ CallbackUrl = Annotated[
 ]
 MaxTurns = Annotated[int, Field(ge=1, le=30, description="Questions to ask (1-30); an integer."),
                      BeforeValidator(json_integer)]
+RunName = Annotated[
+    str,
+    text_field(MAX_RUN_CHARS, "Run name stored with the session; exports and notebooks filter "
+               "by it.", examples=["2026-q4-backend"]),
+    AfterValidator(nonblank),
+]
+#: The tags' JSON schema, exactly what `api.validation.check_run` accepts: at most MAX_TAGS
+#: entries, keys of 1-64 non-blank storable characters, values of 1-200 storable characters.
+TAGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": MAX_TAGS,
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_KEY_CHARS,
+                      **NONBLANK_TEXT_SCHEMA},
+    "additionalProperties": {"type": "string", "minLength": 1,
+                             "maxLength": MAX_TAG_VALUE_CHARS, "pattern": TEXT_PATTERN},
+    "description": "Free string labels stored with the session (at most "
+                   f"{MAX_TAGS}); exports and notebooks filter by them.",
+    "examples": [{"cohort": "2026-q4", "source": "campus"}],
+}
+Tags = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY_CHARS),
+                  AfterValidator(nonblank)],
+        Annotated[str, Field(min_length=1, max_length=MAX_TAG_VALUE_CHARS),
+                  AfterValidator(storable)],
+    ],
+    Field(max_length=MAX_TAGS),
+    WithJsonSchema(TAGS_SCHEMA),
+]
 
 
 class StartInterview(BaseModel):
@@ -128,6 +163,8 @@ class StartInterview(BaseModel):
     language: Language = Field(default=Language("en"), description="Language of the interview.")
     max_turns: MaxTurns = 5
     exam_id: Identifier | None = None
+    run: RunName | None = None
+    tags: Tags | None = None
 
 
 class AnswerIn(BaseModel):
@@ -186,6 +223,8 @@ class SubmitTranscript(BaseModel):
     reevaluate: StrictBool = False
     transcript: list[TranscriptTurnIn] = Field(min_length=1, max_length=MAX_TRANSCRIPT_TURNS)
     callback_url: CallbackUrl | None = None
+    run: RunName | None = None
+    tags: Tags | None = None
 
     async def submit(self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
                      ) -> SessionReport:
@@ -196,7 +235,7 @@ class SubmitTranscript(BaseModel):
             reevaluate=self.reevaluate,
             transcript=[TranscriptItem(question=t.question, answer=t.answer)
                         for t in self.transcript],
-            tenant=tenant,
+            run=self.run, tags=self.tags, tenant=tenant,
         )
 
 

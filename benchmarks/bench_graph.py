@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import machine_info, print_table, throwaway_database, write_results
-from graph import Context, build_graph
+from graph import Services, build_graph, use_services
 from nodes.judges.llm.judge import LLMJudge
 from nodes.question_generation import BankQuestionGenerator
 from storage.embeddings import load_embedder
@@ -95,16 +95,17 @@ def _submission(turns: int) -> dict[str, Any]:
 
 
 async def _measure(
-    context: Context, stub: RemoteStub, sessions: int, turns: int
+    services: Services, stub: RemoteStub, sessions: int, turns: int
 ) -> dict[str, float | int]:
     graph = build_graph()
     timings, calls, peaks = [], [], []
     for _ in range(REPEATS):
         stub.reset_stats()
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(graph.ainvoke(_submission(turns), context=context) for _ in range(sessions))
-        )
+        with use_services(services):
+            results = await asyncio.gather(
+                *(graph.ainvoke(_submission(turns)) for _ in range(sessions))
+            )
         timings.append(time.perf_counter() - started)
         assert all(r["status"] == "completed" for r in results)
         stats = stub.stats()
@@ -139,13 +140,13 @@ async def run() -> dict[str, Any]:
                     openai_base_url=stub.base_url, llm_model="stub",
                     llm_max_concurrency=limit, llm_max_retries=0,
                 ))
-                context = Context(storage=storage, judge=judge,
-                                  question_generator=BankQuestionGenerator(storage.questions))
-                await _measure(context, stub, 1, 2)  # warm-up: connections, imports, plans
+                services = Services(storage=storage, judge=judge,
+                                    question_generator=BankQuestionGenerator(storage.questions))
+                await _measure(services, stub, 1, 2)  # warm-up: connections, imports, plans
                 scenarios = [(1, n) for n in SINGLE_TURNS] + [(BATCH_SESSIONS, BATCH_TURNS)]
                 data[label] = []
                 for sessions, turns in scenarios:
-                    result = await _measure(context, stub, sessions, turns)
+                    result = await _measure(services, stub, sessions, turns)
                     data[label].append(result)
                     rows.append([
                         label, f"{sessions} x {turns}", result["llm_calls"],

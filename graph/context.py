@@ -1,89 +1,51 @@
-"""The graph's runtime context: the services nodes use, passed with `context=`.
+"""The graph's runtime context: plain, documented configuration of one run.
 
-Nodes never open engines; they get the judge, the question generator and the storage services
-from here. When a run has no context (LangGraph Studio / `langgraph dev` supply none) the
-defaults are built once per process from settings: storage on DATABASE_URL or the embedded
-PostgreSQL (migrated, bank seeded), and the judge chosen by JUDGE.
+LangGraph Studio renders this model as a form (`GET /assistants/{id}/schemas` returns its JSON
+schema) and `langgraph dev` builds it from the run's `context` object; Python callers pass
+`context=Context(...)`. Every field is optional: unset means "as configured in the settings
+(environment / `.env`)". The live services a run needs (storage, judge, question generator)
+are not carried here: `graph.services` resolves them from this configuration, once per
+process and configuration.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from typing import Any
 
-from nodes.judges.factory import make_judge, make_question_generator
-from nodes.judges.judge import Judge
-from nodes.question_generation import QuestionGenerator
-from storage.services import Storage
-from storage.settings import Settings, get_settings
+from pydantic import BaseModel, ConfigDict, Field
+
+from storage.settings import JudgeKind, Settings
 
 
-@dataclass(frozen=True)
-class Context:
-    """Dependencies of one run. Unset fields fall back to the settings-built defaults."""
+class Context(BaseModel):
+    """How a run judges and asks; unset fields fall back to the settings."""
 
-    storage: Storage | None = None
-    """Sessions, evaluations and the question bank."""
-    judge: Judge | None = None
-    """Evaluates turns (node 4) and the whole flow (node 6a)."""
-    question_generator: QuestionGenerator | None = None
-    """Picks or writes the next question (node 2)."""
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
+    judge: JudgeKind | None = None
+    """Judge of the answers: `heuristic` (offline, deterministic), `llm` (an OpenAI-compatible
+    endpoint, OPENAI_API_KEY / OPENAI_BASE_URL in the environment) or `auto` (the LLM when
+    one is configured). Unset = JUDGE."""
 
-@dataclass(frozen=True)
-class Services:
-    """A context with every field resolved."""
+    llm_model: str | None = Field(default=None, min_length=1, max_length=200)
+    """Model name sent to the OpenAI-compatible endpoint (judge and question writing).
+    Unset = LLM_MODEL."""
 
-    storage: Storage
-    judge: Judge
-    question_generator: QuestionGenerator
+    llm_max_concurrency: int | None = Field(default=None, ge=1, le=1024)
+    """LLM requests in flight at once, shared by every run with this configuration.
+    Unset = LLM_MAX_CONCURRENCY."""
 
+    llm_timeout_s: float | None = Field(default=None, gt=0, le=600)
+    """Seconds before one LLM request is abandoned (and retried). Unset = LLM_TIMEOUT_S."""
 
-async def build_services(settings: Settings, storage: Storage | None = None) -> Services:
-    """Services from settings: storage (opened, migrated, seeded), judge, question generator."""
-    if storage is None:
-        storage = await Storage.open(settings, migrate=True, seed=True)
-    return Services(
-        storage=storage,
-        judge=make_judge(settings, storage.embedder),
-        question_generator=make_question_generator(settings, storage),
-    )
+    llm_max_retries: int | None = Field(default=None, ge=0, le=20)
+    """Retries of an LLM request after a transport error, 429/5xx or invalid output.
+    Unset = LLM_MAX_RETRIES."""
 
+    def overrides(self) -> dict[str, Any]:
+        """The settings this context sets (field name = settings name), unset ones left out."""
+        return self.model_dump(exclude_none=True)
 
-_defaults: dict[asyncio.AbstractEventLoop, Services] = {}
-_derived: dict[int, Services] = {}
-_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-
-
-async def default_services() -> Services:
-    """The process-wide defaults (one per event loop: asyncpg pools are loop-bound)."""
-    loop = asyncio.get_running_loop()
-    async with _locks.setdefault(loop, asyncio.Lock()):
-        if loop not in _defaults:
-            _defaults[loop] = await build_services(get_settings())
-        return _defaults[loop]
-
-
-async def resolve_services(context: Context | None) -> Services:
-    """Fill the context's unset fields.
-
-    Without storage everything comes from the process defaults; with storage but no judge or
-    generator, those are built from settings on that storage once and reused (so the LLM
-    judge's concurrency bound is shared by every run).
-    """
-    if context is not None and context.storage and context.judge and context.question_generator:
-        return Services(context.storage, context.judge, context.question_generator)
-    if context is None or context.storage is None:
-        base = await default_services()
-    else:
-        key = id(context.storage)
-        if key not in _derived:
-            _derived[key] = await build_services(get_settings(), storage=context.storage)
-        base = _derived[key]
-    if context is None:
-        return base
-    return Services(
-        storage=context.storage or base.storage,
-        judge=context.judge or base.judge,
-        question_generator=context.question_generator or base.question_generator,
-    )
+    def apply(self, settings: Settings) -> Settings:
+        """`settings` with this context's values in place of the configured ones."""
+        return settings.model_copy(update=self.overrides())

@@ -5,8 +5,10 @@ Interview mode:   1 open_session -> 2 generate_question -> 3 intake_answer (inte
 Submission mode:  1 open_session -> [4 evaluate_turn x pending turns  ||  6a] -> 7
 
 `graph` (what langgraph.json names) is compiled without a checkpointer: LangGraph Studio and
-`langgraph dev` bring their own, and runs without a context fall back to settings. The API
-and the CLI call `build_graph(checkpointer=AsyncPostgresSaver(...))`.
+`langgraph dev` bring their own. Its input schema is `InputState` (what a user sets) and its
+context schema `Context` (plain configuration); the services a run needs are resolved from
+that configuration by `graph.services`. The API and the CLI call
+`build_graph(checkpointer=AsyncPostgresSaver(...))` and bind their own services.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Context
-from graph.state import InterviewState
+from graph.state import InputState, InterviewState
 from nodes.close_session import close_session
 from nodes.evaluate_holistic_flow import evaluate_holistic_flow
 from nodes.evaluate_turn import evaluate_turn
@@ -30,9 +32,9 @@ GRAPH_NAME = "turnjudge"
 
 def build_graph(
     checkpointer: BaseCheckpointSaver[str] | None = None,
-) -> CompiledStateGraph[InterviewState, Context, InterviewState, InterviewState]:
+) -> CompiledStateGraph[InterviewState, Context, InputState, InterviewState]:
     """Wire the nodes; pass a checkpointer for durable interrupts (thread_id = session id)."""
-    builder = StateGraph(InterviewState, context_schema=Context)
+    builder = StateGraph(InterviewState, context_schema=Context, input_schema=InputState)
 
     builder.add_node("open_session", open_session)  # 1
     builder.add_node("generate_question", generate_question)  # 2

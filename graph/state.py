@@ -1,15 +1,21 @@
 """The interview's state: JSON-serialisable values only (ids, text, scores).
 
-Inputs a caller sets are at the top (participant, position, mode, transcript...); the rest is
-written by the nodes. Lists keyed by turn number merge by that key, so parallel evaluations
-(submission mode fans out with `Send`) never overwrite each other and a re-evaluated turn
-replaces its earlier summary.
+`InputState` is what a caller sets (participant, position, mode, transcript...): the graph's
+input schema, the form LangGraph Studio shows. `InterviewState` adds what the nodes write.
+The TypedDicts come from `typing_extensions`: pydantic (which LangGraph Studio uses to render
+the schemas) refuses `typing.TypedDict` before Python 3.12.
+
+Lists keyed by turn number merge by that key, so parallel evaluations (submission mode fans
+out with `Send`) never overwrite each other and a re-evaluated turn replaces its earlier
+summary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
+
+from typing_extensions import TypedDict
 
 
 class TurnRecord(TypedDict):
@@ -87,18 +93,23 @@ Status = Literal["new", "in_progress", "evaluating", "completed", "abandoned"]
 
 
 @dataclass(kw_only=True)
-class InterviewState:
-    """State of one interview (or one submitted transcript) = one session."""
+class InputState:
+    """What a caller sets to start (or continue) one interview or submission."""
 
-    # --- inputs ---------------------------------------------------------------------
     session_id: str | None = None
     """Existing session to continue; unset = the thread id if it is a UUID, else a new one."""
     participant_id: str = "anonymous"
+    """Who is interviewed (an id from the calling platform)."""
     exam_id: str | None = None
+    """Optional exam or campaign id stored with the session."""
     position: str = "backend"
+    """A position with a rubric: backend, frontend, data_ml, devops or product."""
     language: str = "en"
+    """Language of the questions and of the analyses: en or ko."""
     max_turns: int = 5
+    """Questions to ask before the whole interview is evaluated."""
     mode: Mode = "interview"
+    """`interview` asks questions one by one; `submission` evaluates `transcript` at once."""
     transcript: list[TranscriptItem] = field(default_factory=list)
     """Submission mode: the complete conversation to store and evaluate."""
     reevaluate: bool = False
@@ -106,7 +117,11 @@ class InterviewState:
     metadata: dict[str, Any] = field(default_factory=dict)
     """Stored with a new session: its run name (`run`) and `tags`, for exports and notebooks."""
 
-    # --- written by the nodes -------------------------------------------------------
+
+@dataclass(kw_only=True)
+class InterviewState(InputState):
+    """State of one interview (or one submitted transcript) = one session."""
+
     turns: Annotated[list[TurnRecord], merge_by_turn] = field(default_factory=list)
     pending_turns: list[int] = field(default_factory=list)
     holistic_pending: bool = True

@@ -12,7 +12,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve_services
+from graph.context import Context
+from graph.services import resolve_services
 from graph.state import Failure, HolisticSummary, InterviewState
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve_services
+from graph.context import Context
+from graph.services import resolve_services
 from graph.state import Failure, InterviewState, TurnScore, TurnTask
 from nodes.judges.judge import JudgeError, TurnCase
 

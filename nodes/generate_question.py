@@ -12,7 +12,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve_services
+from graph.context import Context
+from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
 from nodes.open_session import turn_record
 from nodes.question_generation import AskedTurn, NoQuestionsLeftError

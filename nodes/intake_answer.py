@@ -23,7 +23,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graph.context import Context, resolve_services
+from graph.context import Context
+from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
 from storage.errors import InvalidTextError, TurnConflictError
 from storage.text import text_problem

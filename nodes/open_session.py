@@ -14,7 +14,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from graph.context import Context, resolve_services
+from graph.context import Context
+from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
 from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError

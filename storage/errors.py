@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 
 
-class StorageError(Exception):
-    """Base class of every storage error."""
+class StorageError(RuntimeError):
+    """Base class of every storage error.
+
+    A `RuntimeError`, so that LangGraph's server (Studio, `langgraph dev`) shows its message
+    instead of "An internal error occurred" (it reveals only builtin error kinds).
+    """
 
 
 class SessionNotFoundError(StorageError):

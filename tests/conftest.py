@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-from graph.context import Services, build_services
+from graph.services import Services, build_services
 from storage.bank import seed_questions
 from storage.checkpoints import open_checkpointer
 from storage.database import Database, DatabaseUrls

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 
-class UnknownPositionError(LookupError):
-    """No rubric file exists for the position."""
+class UnknownPositionError(LookupError, ValueError):
+    """No rubric file exists for the position.
+
+    Also a `ValueError` (the run's input is wrong), so that LangGraph's server (Studio,
+    `langgraph dev`) shows its message; it reveals only builtin error kinds.
+    """
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from langgraph.types import Send
 
 from api.interviews import InterviewService
 from api.runtime import CHECKPOINT_TYPES
-from graph.context import Context, Services
 from graph.graph import build_graph
+from graph.services import Services, use_services
 from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
 from storage.database import DatabaseUrls
@@ -35,39 +35,35 @@ ANSWER = "Idempotency keys with a unique index; INSERT ON CONFLICT returns the f
 async def test_previous_release_checkpoints_load_and_resume_without_warning(
     database_urls: DatabaseUrls, offline_services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
-    context = Context(
-        offline_services.storage, offline_services.judge, offline_services.question_generator
-    )
     interview_id, submission_id = uuid.uuid4(), uuid.uuid4()
     # --- the previous release: default serializer, submissions on the session's thread ---
-    async with AsyncPostgresSaver.from_conn_string(database_urls.libpq) as old_saver:
-        await old_saver.setup()
-        old_graph: Any = build_graph(old_saver)  # fed partial state dicts, as callers do
-        await old_graph.ainvoke(
-            {
-                "session_id": str(interview_id),
-                "participant_id": "p-old",
-                "position": "backend",
-                "language": "en",
-                "max_turns": 2,
-                "mode": "interview",
-            },
-            {"configurable": {"thread_id": str(interview_id)}},
-            context=context,
-        )
-        await old_graph.ainvoke(
-            {
-                "session_id": str(submission_id),
-                "participant_id": "p-old",
-                "position": "backend",
-                "language": "en",
-                "max_turns": 1,
-                "mode": "submission",
-                "transcript": [{"question": "Why indexes?", "answer": ANSWER}],
-            },
-            {"configurable": {"thread_id": str(submission_id)}},
-            context=context,
-        )
+    with use_services(offline_services):
+        async with AsyncPostgresSaver.from_conn_string(database_urls.libpq) as old_saver:
+            await old_saver.setup()
+            old_graph: Any = build_graph(old_saver)  # fed partial state dicts, as callers do
+            await old_graph.ainvoke(
+                {
+                    "session_id": str(interview_id),
+                    "participant_id": "p-old",
+                    "position": "backend",
+                    "language": "en",
+                    "max_turns": 2,
+                    "mode": "interview",
+                },
+                {"configurable": {"thread_id": str(interview_id)}},
+            )
+            await old_graph.ainvoke(
+                {
+                    "session_id": str(submission_id),
+                    "participant_id": "p-old",
+                    "position": "backend",
+                    "language": "en",
+                    "max_turns": 1,
+                    "mode": "submission",
+                    "transcript": [{"question": "Why indexes?", "answer": ANSWER}],
+                },
+                {"configurable": {"thread_id": str(submission_id)}},
+            )
 
     # --- today's runtime reads and resumes them ---
     jsonplus._warned_unregistered_types.clear()  # LangGraph warns once per process and type

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from api.interactive import run_interview, start_or_resume
 from api.interviews import InterviewService
-from graph.context import Services
 from graph.graph import build_graph
+from graph.services import Services
 from storage.database import DatabaseUrls
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from graph import Context, build_graph
+from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.client import make_chat_model
@@ -46,9 +46,14 @@ def judgement(schema: type, messages: list[BaseMessage]) -> Any:
         {"criterion": "relevance", "score": 80, "reason": "on topic"}], **common)
 
 
-def context_with(storage: Storage, judge: LLMJudge) -> Context:
-    return Context(storage=storage, judge=judge,
-                   question_generator=BankQuestionGenerator(storage.questions))
+async def invoke(graph: Any, payload: dict[str, Any], storage: Storage, judge: LLMJudge
+                 ) -> dict[str, Any]:
+    """Run `graph` on `payload` with `judge` (and the bank's questions) as its services."""
+    services = Services(storage=storage, judge=judge,
+                        question_generator=BankQuestionGenerator(storage.questions))
+    with use_services(services):
+        result: dict[str, Any] = await graph.ainvoke(payload)
+    return result
 
 
 def submission(session_id: uuid.UUID, turns: int) -> dict[str, Any]:
@@ -66,9 +71,7 @@ async def test_submission_with_fake_chat_model(storage: Storage) -> None:
     model = ScriptedChatModel(default=judgement)
     judge = LLMJudge(model, model_name="fake", max_retries=0)
     session_id = uuid.uuid4()
-    result = await build_graph().ainvoke(
-        submission(session_id, 3), context=context_with(storage, judge)
-    )
+    result = await invoke(build_graph(), submission(session_id, 3), storage, judge)
     assert result["status"] == "completed"
     assert len(model.calls_for(TurnJudgement)) == 3 and len(model.calls_for(FlowJudgement)) == 1
     rows = await storage.evaluations.list_evaluations(session_id)
@@ -102,9 +105,7 @@ async def test_real_chat_openai_recovers_from_transient_faults(
     stub.add_fault("malformed", times=1)
     stub.add_fault("timeout", times=1)
     session_id = uuid.uuid4()
-    result = await build_graph().ainvoke(
-        submission(session_id, 3), context=context_with(storage, judge)
-    )
+    result = await invoke(build_graph(), submission(session_id, 3), storage, judge)
     assert result["status"] == "completed" and result["failures"] == []
     assert stub.calls == 4 + 4  # four evaluations, four faulted attempts retried
     assert await evaluation_counts(storage, session_id) == (3, 1)
@@ -119,16 +120,15 @@ async def test_exhausted_retries_leave_the_session_open_and_a_rerun_completes_it
     stub.add_fault("500", times=None, match="FlowJudgement")  # every holistic attempt fails
     session_id = uuid.uuid4()
     graph = build_graph()
-    context = context_with(storage, judge)
     with pytest.raises(EvaluationIncompleteError, match="holistic flow") as failure:
-        await graph.ainvoke(submission(session_id, 3), context=context)
+        await invoke(graph, submission(session_id, 3), storage, judge)
     assert failure.value.failures[0]["target"] == "holistic"
     assert await evaluation_counts(storage, session_id) == (3, 0)  # turns kept, no holistic
     assert (await storage.sessions.get_session(session_id)).ended_at is None
 
     stub.clear_faults()
     stub.reset_stats()
-    result = await graph.ainvoke(submission(session_id, 3), context=context)
+    result = await invoke(graph, submission(session_id, 3), storage, judge)
     assert result["status"] == "completed"
     assert stub.calls == 1, "only the missing HOLISTIC_FLOW is evaluated again"
     assert await evaluation_counts(storage, session_id) == (3, 1)
@@ -140,12 +140,11 @@ async def test_reevaluation_updates_in_place(storage: Storage, stub: OpenAIStub)
     stub.add_fault("500", times=None, match="FlowJudgement")
     session_id = uuid.uuid4()
     graph = build_graph()
-    context = context_with(storage, judge)
     with pytest.raises(EvaluationIncompleteError):
-        await graph.ainvoke(submission(session_id, 2), context=context)
+        await invoke(graph, submission(session_id, 2), storage, judge)
     first = {e.turn: e for e in await storage.evaluations.list_evaluations(session_id)}
     stub.clear_faults()
-    await graph.ainvoke({**submission(session_id, 2), "reevaluate": True}, context=context)
+    await invoke(graph, {**submission(session_id, 2), "reevaluate": True}, storage, judge)
     second = {e.turn: e for e in await storage.evaluations.list_evaluations(session_id)}
     assert await evaluation_counts(storage, session_id) == (2, 1)
     for turn in (1, 2):
@@ -158,9 +157,7 @@ async def test_fan_out_is_parallel(storage: Storage, stub: OpenAIStub) -> None:
     judge = LLMJudge.from_settings(stub_settings(stub))
     stub.latency_s = 0.3
     session_id = uuid.uuid4()
-    result = await build_graph().ainvoke(
-        submission(session_id, 8), context=context_with(storage, judge)
-    )
+    result = await invoke(build_graph(), submission(session_id, 8), storage, judge)
     assert result["status"] == "completed"
     assert stub.calls == 9
     # All 8 TURN_EVALs and the HOLISTIC_FLOW were in flight at once (not 8 x latency).
@@ -170,9 +167,7 @@ async def test_fan_out_is_parallel(storage: Storage, stub: OpenAIStub) -> None:
 async def test_concurrency_is_bounded_by_setting(storage: Storage, stub: OpenAIStub) -> None:
     judge = LLMJudge.from_settings(stub_settings(stub, llm_max_concurrency=3))
     stub.latency_s = 0.1
-    result = await build_graph().ainvoke(
-        submission(uuid.uuid4(), 8), context=context_with(storage, judge)
-    )
+    result = await invoke(build_graph(), submission(uuid.uuid4(), 8), storage, judge)
     assert result["status"] == "completed"
     assert stub.max_concurrency == 3
 

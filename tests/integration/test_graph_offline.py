@@ -10,7 +10,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
 from sqlalchemy import text
 
-from graph import Context, Services, build_graph
+from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.rubrics import UnknownPositionError
 from nodes.open_session import InvalidInterviewInputError
@@ -28,14 +28,6 @@ ANSWERS = [
     "During an outage I rolled back first, then traced the errors with structured logs and "
     "found a retry storm; exponential backoff with jitter and a circuit breaker fixed it.",
 ]
-
-
-def context_of(services: Services) -> Context:
-    return Context(
-        storage=services.storage,
-        judge=services.judge,
-        question_generator=services.question_generator,
-    )
 
 
 def config_of(session_id: uuid.UUID) -> dict[str, Any]:
@@ -66,76 +58,75 @@ async def test_offline_interview_end_to_end(
     offline_services: Services, checkpointer: AsyncPostgresSaver
 ) -> None:
     graph = build_graph(checkpointer)
-    context = context_of(offline_services)
-    session_id = uuid.uuid4()
-    config = config_of(session_id)
-    result = await graph.ainvoke(
-        {"session_id": str(session_id), "participant_id": "p-e2e", "position": "backend",
-         "max_turns": 4},
-        config,
-        context=context,
-    )
-    asked: list[str] = []
-    for answer in ANSWERS:
-        (interrupt,) = result["__interrupt__"]
-        asked.append(interrupt.value["question"])
-        assert interrupt.value["turn"] == len(asked)
-        result = await graph.ainvoke(Command(resume=answer), config, context=context)
+    with use_services(offline_services):
+        session_id = uuid.uuid4()
+        config = config_of(session_id)
+        result = await graph.ainvoke(
+            {"session_id": str(session_id), "participant_id": "p-e2e", "position": "backend",
+             "max_turns": 4},
+            config,
+        )
+        asked: list[str] = []
+        for answer in ANSWERS:
+            (interrupt,) = result["__interrupt__"]
+            asked.append(interrupt.value["question"])
+            assert interrupt.value["turn"] == len(asked)
+            result = await graph.ainvoke(Command(resume=answer), config)
 
-    assert "__interrupt__" not in result
-    assert result["status"] == "completed"
-    assert len(set(asked)) == 4, "a question was repeated within the session"
-    assert [e["turn"] for e in result["turn_evaluations"]] == [1, 2, 3, 4]
-    assert result["holistic"] is not None
-    rows = await count_rows(offline_services, session_id)
-    assert rows["msgs"] == 4 and rows["answered"] == 4
-    assert rows["turn_evals"] == 4 and rows["holistic"] == 1
-    assert rows["ended_at"] is not None
-    stored = await offline_services.storage.evaluations.list_evaluations(session_id)
-    assert all(e.details["judge"]["kind"] == "heuristic" for e in stored)
+        assert "__interrupt__" not in result
+        assert result["status"] == "completed"
+        assert len(set(asked)) == 4, "a question was repeated within the session"
+        assert [e["turn"] for e in result["turn_evaluations"]] == [1, 2, 3, 4]
+        assert result["holistic"] is not None
+        rows = await count_rows(offline_services, session_id)
+        assert rows["msgs"] == 4 and rows["answered"] == 4
+        assert rows["turn_evals"] == 4 and rows["holistic"] == 1
+        assert rows["ended_at"] is not None
+        stored = await offline_services.storage.evaluations.list_evaluations(session_id)
+        assert all(e.details["judge"]["kind"] == "heuristic" for e in stored)
 
 
 async def test_answer_is_persisted_before_evaluation(
     offline_services: Services, checkpointer: AsyncPostgresSaver
 ) -> None:
     graph = build_graph(checkpointer)
-    context = context_of(offline_services)
-    session_id = uuid.uuid4()
-    config = config_of(session_id)
-    await graph.ainvoke(
-        {"session_id": str(session_id), "position": "devops", "max_turns": 3},
-        config, context=context,
-    )
-    # Stop the interview at turn 2 with an answer: the answer is stored, then 6a and 7 run.
-    await graph.ainvoke(Command(resume=ANSWERS[0]), config, context=context)
-    result = await graph.ainvoke(
-        Command(resume={"answer": ANSWERS[3], "stop": True}), config, context=context
-    )
-    assert result["status"] == "completed"
-    transcript = await offline_services.storage.sessions.get_transcript(session_id)
-    assert [t.answer_text for t in transcript] == [ANSWERS[0], ANSWERS[3]]
-    rows = await count_rows(offline_services, session_id)
-    assert rows["turn_evals"] == 2 and rows["holistic"] == 1 and rows["ended_at"] is not None
+    with use_services(offline_services):
+        session_id = uuid.uuid4()
+        config = config_of(session_id)
+        await graph.ainvoke(
+            {"session_id": str(session_id), "position": "devops", "max_turns": 3},
+            config,
+        )
+        # Stop the interview at turn 2 with an answer: the answer is stored, then 6a and 7 run.
+        await graph.ainvoke(Command(resume=ANSWERS[0]), config)
+        result = await graph.ainvoke(
+            Command(resume={"answer": ANSWERS[3], "stop": True}), config
+        )
+        assert result["status"] == "completed"
+        transcript = await offline_services.storage.sessions.get_transcript(session_id)
+        assert [t.answer_text for t in transcript] == [ANSWERS[0], ANSWERS[3]]
+        rows = await count_rows(offline_services, session_id)
+        assert rows["turn_evals"] == 2 and rows["holistic"] == 1 and rows["ended_at"] is not None
 
 
 async def test_bad_resume_value_keeps_the_question_pending(
     offline_services: Services, checkpointer: AsyncPostgresSaver
 ) -> None:
     graph = build_graph(checkpointer)
-    context = context_of(offline_services)
-    session_id = uuid.uuid4()
-    config = config_of(session_id)
-    await graph.ainvoke({"session_id": str(session_id), "max_turns": 1}, config, context=context)
-    result = await graph.ainvoke(Command(resume={"answer": 42}), config, context=context)
-    (interrupt,) = result["__interrupt__"]
-    assert interrupt.value["turn"] == 1
-    assert "answer must be a string" in interrupt.value["error"]
-    transcript = await offline_services.storage.sessions.get_transcript(session_id)
-    assert transcript[0].answer_text is None  # nothing partial stored
-    snapshot = await graph.aget_state(config)
-    assert snapshot.interrupts, "the question must still be waiting for an answer"
-    result = await graph.ainvoke(Command(resume=ANSWERS[1]), config, context=context)
-    assert result["status"] == "completed"
+    with use_services(offline_services):
+        session_id = uuid.uuid4()
+        config = config_of(session_id)
+        await graph.ainvoke({"session_id": str(session_id), "max_turns": 1}, config)
+        result = await graph.ainvoke(Command(resume={"answer": 42}), config)
+        (interrupt,) = result["__interrupt__"]
+        assert interrupt.value["turn"] == 1
+        assert "answer must be a string" in interrupt.value["error"]
+        transcript = await offline_services.storage.sessions.get_transcript(session_id)
+        assert transcript[0].answer_text is None  # nothing partial stored
+        snapshot = await graph.aget_state(config)
+        assert snapshot.interrupts, "the question must still be waiting for an answer"
+        result = await graph.ainvoke(Command(resume=ANSWERS[1]), config)
+        assert result["status"] == "completed"
 
 
 async def test_unknown_position_is_rejected_before_anything_is_stored(
@@ -143,10 +134,9 @@ async def test_unknown_position_is_rejected_before_anything_is_stored(
 ) -> None:
     graph = build_graph(checkpointer)
     session_id = uuid.uuid4()
-    with pytest.raises(UnknownPositionError, match="known: backend"):
+    with use_services(offline_services), pytest.raises(UnknownPositionError, match="known"):
         await graph.ainvoke(
-            {"session_id": str(session_id), "position": "astronaut"},
-            config_of(session_id), context=context_of(offline_services),
+            {"session_id": str(session_id), "position": "astronaut"}, config_of(session_id)
         )
     async with offline_services.storage.db.engine.connect() as conn:
         found = await conn.scalar(
@@ -159,44 +149,44 @@ async def test_submission_mode_offline_and_rerun_after_close(
     offline_services: Services,
 ) -> None:
     graph = build_graph()  # submission mode needs no checkpointer
-    context = context_of(offline_services)
-    session_id = uuid.uuid4()
-    transcript = [
-        {"question": "How do you make webhook handling idempotent?", "answer": ANSWERS[1]},
-        {"question": "How would you add a cache to a read-heavy API?", "answer": ANSWERS[2]},
-        {"question": "Tell me about an incident you handled.", "answer": ANSWERS[3]},
-    ]
-    payload = {"session_id": str(session_id), "mode": "submission", "position": "backend",
-               "transcript": transcript}
-    result = await graph.ainvoke(payload, context=context)
-    assert result["status"] == "completed"
-    assert sorted(e["turn"] for e in result["turn_evaluations"]) == [1, 2, 3]
-    rows = await count_rows(offline_services, session_id)
-    assert rows["turn_evals"] == 3 and rows["holistic"] == 1 and rows["ended_at"] is not None
-    # An ended session is never reopened: a retry must be a new session.
-    with pytest.raises(SessionEndedError):
-        await graph.ainvoke(payload, context=context)
-    assert (await count_rows(offline_services, session_id))["turn_evals"] == 3
+    with use_services(offline_services):
+        session_id = uuid.uuid4()
+        transcript = [
+            {"question": "How do you make webhook handling idempotent?", "answer": ANSWERS[1]},
+            {"question": "How would you add a cache to a read-heavy API?", "answer": ANSWERS[2]},
+            {"question": "Tell me about an incident you handled.", "answer": ANSWERS[3]},
+        ]
+        payload = {"session_id": str(session_id), "mode": "submission", "position": "backend",
+                   "transcript": transcript}
+        result = await graph.ainvoke(payload)
+        assert result["status"] == "completed"
+        assert sorted(e["turn"] for e in result["turn_evaluations"]) == [1, 2, 3]
+        rows = await count_rows(offline_services, session_id)
+        assert rows["turn_evals"] == 3 and rows["holistic"] == 1 and rows["ended_at"] is not None
+        # An ended session is never reopened: a retry must be a new session.
+        with pytest.raises(SessionEndedError):
+            await graph.ainvoke(payload)
+        assert (await count_rows(offline_services, session_id))["turn_evals"] == 3
 
 
 async def test_submission_without_transcript_needs_a_stored_session(
     offline_services: Services,
 ) -> None:
     graph = build_graph()
-    context = context_of(offline_services)
-    unknown = uuid.uuid4()
-    with pytest.raises(SessionNotFoundError):
-        await graph.ainvoke(
-            {"session_id": str(unknown), "mode": "submission"}, context=context
+    with use_services(offline_services):
+        unknown = uuid.uuid4()
+        with pytest.raises(SessionNotFoundError):
+            await graph.ainvoke(
+                {"session_id": str(unknown), "mode": "submission"}
+            )
+        assert (await count_rows(offline_services, unknown))["ended_at"] is None
+        empty = await offline_services.storage.sessions.create_session(
+            participant_id="p", position="backend", language="en", max_turns=2
         )
-    assert (await count_rows(offline_services, unknown))["ended_at"] is None
-    empty = await offline_services.storage.sessions.create_session(
-        participant_id="p", position="backend", language="en", max_turns=2
-    )
-    with pytest.raises(InvalidInterviewInputError, match="no answered turn"):
-        await graph.ainvoke(
-            {"session_id": str(empty.id), "mode": "submission"}, context=context
-        )
+        with pytest.raises(InvalidInterviewInputError, match="no answered turn"):
+            await graph.ainvoke(
+                {"session_id": str(empty.id), "mode": "submission"}
+            )
 
 
 def test_exported_graph_has_no_checkpointer_and_numbered_nodes() -> None:

@@ -21,6 +21,7 @@ from api.app import create_app
 from api.interviews import InterviewService
 from api.runtime import AppRuntime
 from api.validation import InvalidRequestError
+from graph.services import use_services
 from storage.services import Storage
 from storage.settings import Settings
 
@@ -122,13 +123,13 @@ async def test_a_resume_value_the_node_refuses_never_stays_pending(
     )
     graph = interviews._graph  # the checkpointed graph, as a Python caller would use it
     config: RunnableConfig = {"configurable": {"thread_id": str(step.session_id)}}
-    context = interviews._context
     bad: Any
-    for bad in ("a\u0000b", "\udfff", {"answer": 3}, {"stop": "no"}, ["x"], "  "):
-        result = await graph.ainvoke(Command(resume=bad), config, context=context)
-        (pending,) = result["__interrupt__"]
-        assert pending.value["turn"] == 1 and pending.value["error"]
-    result = await graph.ainvoke(Command(resume=ANSWER), config, context=context)
+    with use_services(interviews._services):
+        for bad in ("a\u0000b", "\udfff", {"answer": 3}, {"stop": "no"}, ["x"], "  "):
+            result = await graph.ainvoke(Command(resume=bad), config)
+            (pending,) = result["__interrupt__"]
+            assert pending.value["turn"] == 1 and pending.value["error"]
+        result = await graph.ainvoke(Command(resume=ANSWER), config)
     assert result["status"] == "completed"
     transcript = await storage.sessions.get_transcript(step.session_id)
     assert [t.answer_text for t in transcript] == [ANSWER]

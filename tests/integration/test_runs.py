@@ -13,9 +13,9 @@ from api.batch import as_submission, queue_file, run_session_id, submit_record
 from api.interviews import InterviewService
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
-from graph.context import Services
 from graph.graph import build_graph
 from storage.errors import SessionNotFoundError
+from graph.services import Services
 from storage.exports import evaluation_records
 from storage.services import Storage
 from storage.settings import DEFAULT_TENANT
@@ -135,13 +135,13 @@ async def test_queueing_a_run_is_idempotent_and_keeps_run_tags_and_tenant(
         await submit_record(interviews, record, index, run=run, tags={"cohort": "q4"})
     closed = await interviews.queue_transcripts(
         [
-            as_submission(SubmitTranscript.model_validate(r), session_id=sid, run=run)
-            for r, sid in zip(RECORDS, queued, strict=True)
+            as_submission(SubmitTranscript.model_validate(r), index=index, run=run)
+            for index, r in enumerate(RECORDS)
         ]
     )
     assert [(q.job_id, q.status) for q in closed] == [(None, "completed")] * len(RECORDS)
     with pytest.raises(SessionNotFoundError):  # another tenant cannot queue into the run
         await interviews.queue_transcript(
-            as_submission(SubmitTranscript.model_validate(RECORDS[0]), session_id=queued[0]),
+            as_submission(SubmitTranscript.model_validate(RECORDS[0]), index=0, run=run),
             tenant="globex",
         )
