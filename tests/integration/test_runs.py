@@ -14,8 +14,8 @@ from api.interviews import InterviewService
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
 from graph.graph import build_graph
-from storage.errors import SessionNotFoundError
 from graph.services import Services
+from storage.errors import SessionNotFoundError
 from storage.exports import evaluation_records
 from storage.services import Storage
 from storage.settings import DEFAULT_TENANT
