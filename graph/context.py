@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from graph.heap import freeze_startup_heap
 from nodes.judges.factory import make_judge, make_question_generator
 from nodes.judges.judge import Judge
 from nodes.question_generation import QuestionGenerator
@@ -61,6 +62,7 @@ async def default_services() -> Services:
     async with _locks.setdefault(loop, asyncio.Lock()):
         if loop not in _defaults:
             _defaults[loop] = await build_services(get_settings())
+            freeze_startup_heap()
         return _defaults[loop]
 
 
