@@ -17,6 +17,7 @@ from storage.migrate import aupgrade
 from storage.questions import QuestionRepository
 from storage.sessions import SessionStore
 from storage.settings import Settings
+from storage.turn_writes import TurnEvaluationWriter
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,20 @@ class Storage:
     sessions: SessionStore
     evaluations: EvaluationStorageService
     questions: QuestionRepository
+    turn_writes: TurnEvaluationWriter
+    """A submission's TURN_EVALs stored in one statement (see `storage.turn_writes`)."""
 
     @classmethod
     def from_database(cls, db: Database, embedder: Embedder) -> Storage:
         """Build the services on an existing database handle."""
+        evaluations = EvaluationStorageService(db)
         return cls(
             db=db,
             embedder=embedder,
             sessions=SessionStore(db),
-            evaluations=EvaluationStorageService(db),
+            evaluations=evaluations,
             questions=QuestionRepository(db, embedder),
+            turn_writes=TurnEvaluationWriter(evaluations),
         )
 
     @classmethod
