@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from nodes.judges.heuristic.features import HANGUL, find_phrases, sentences, tokens
+from nodes.judges.heuristic.features import HANGUL, find_phrases, has_phrase, sentences, tokens
 from nodes.judges.lexicons import load
 
 FLAG_PREFIX = "prompt_injection:"
@@ -172,7 +172,7 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _has(text: str, words: tuple[str, ...]) -> bool:
-    return bool(find_phrases(text, words))
+    return has_phrase(text, words)
 
 
 def classify(text: str) -> str | None:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, field_validator
 from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
 from nodes.judges.heuristic.calibration import calibration
 from nodes.judges.heuristic.judge import HeuristicJudge, Inspection
-from nodes.judges.injection import FLAG_PREFIX, detect_injection
+from nodes.judges.injection import FLAG_PREFIX, detect_injection, scan
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.llm.client import (
     ConcurrencyLimit,
@@ -312,6 +312,13 @@ class LLMJudge:
         """Grade the whole conversation (HOLISTIC_FLOW); raises `JudgeError` on failure."""
         if not case.turns:
             raise JudgeError("no answered turn to evaluate", attempts=0)
+        scans = [scan(turn.answer) for turn in case.turns]  # once per answer, not per use
+        ours = _unique(*([FLAG_PREFIX + code for code in found.codes] for found in scans))
+        if self._guard is not None:
+            # the model reads the conversation without the spans aimed at the grader
+            case = replace(case, turns=tuple(
+                replace(t, answer=found.cleaned)
+                for t, found in zip(case.turns, scans, strict=True)))
         judgement, usage, latency_ms = await call_structured(
             self._flow_call,
             build_flow_messages(case),
@@ -320,12 +327,6 @@ class LLMJudge:
             backoff_s=self._backoff_s,
             timeout_s=self._timeout_s,
         )
-        ours = _unique(*(detect_injection(turn.answer) for turn in case.turns))
-        if self._guard is not None:
-            # the model reads the conversation without the spans aimed at the grader
-            cleaned = [(await self._guard.inspect(t)).scan.cleaned for t in case.turns]
-            case = replace(case, turns=tuple(
-                replace(t, answer=text) for t, text in zip(case.turns, cleaned, strict=True)))
         return self._details(judgement, FLOW_CRITERIA, ours, case.language, usage, latency_ms)
 
     def _details(
