@@ -1,8 +1,9 @@
 """Everything a facade process needs, opened and closed together.
 
-The API lifespan and the CLI both use `open_runtime`: storage (migrated, bank seeded), the
-judge and question generator from settings, the PostgreSQL checkpointer, and the compiled
-graph behind an `InterviewService`.
+The API lifespan, the CLI and the notebooks all use `open_runtime`: storage (migrated, bank
+seeded), the judge and question generator from settings, the PostgreSQL checkpointer, and the
+compiled graph behind an `InterviewService`; then the start-up heap is frozen out of the GC's
+scans (`graph.heap`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from api.interviews import InterviewService
 from graph.graph import build_graph
+from graph.heap import freeze_startup_heap
 from graph.services import Services, build_services
 from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
@@ -49,6 +51,7 @@ async def open_runtime(
                 opened.db.urls.libpq, allowed_types=CHECKPOINT_TYPES
             ) as checkpointer:
                 interviews = InterviewService(build_graph(checkpointer), services)
+                freeze_startup_heap()  # start-up is done: its objects leave the GC's scans
                 yield AppRuntime(settings, services, interviews)
         finally:
             await services.aclose_clients()

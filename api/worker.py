@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -53,8 +52,7 @@ async def run_worker(
     settings: Settings, *, concurrency: int = 1, queues: list[str] | None = None
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (then finish the started jobs and return)."""
-    async with open_runtime(settings) as runtime:
-        gc.freeze()  # long-lived start-up objects out of the collector's way (PITFALLS)
+    async with open_runtime(settings) as runtime:  # freezes the start-up heap (graph.heap)
         app = open_queue_app(runtime.services.storage.db.urls)
         register_tasks(app, runtime)
         timeout = httpx.Timeout(settings.callback_timeout_s)

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from graph.context import Context
+from graph.heap import freeze_startup_heap
 from nodes.judges.factory import make_judge, make_question_generator
 from nodes.judges.judge import Judge
 from nodes.question_generation import QuestionGenerator
@@ -77,6 +78,7 @@ class ServiceProvider:
                 if self._storage is None:
                     self._storage = await Storage.open(self._settings, migrate=True, seed=True)
                 self._built[key] = await build_services(settings, storage=self._storage)
+                freeze_startup_heap()  # services are long-lived: out of the GC's scans
             return self._built[key]
 
     async def aclose(self) -> None:

@@ -56,14 +56,18 @@ async def evaluate_turn(task: TurnTask, runtime: Runtime[Context]) -> dict[str, 
         category=task["category"],
         expected_points=tuple(task.get("expected_points", ())),
     )
+    session_id, writes = uuid.UUID(task["session_id"]), services.storage.turn_writes
     try:
         details = await services.judge.evaluate_turn(case)
     except JudgeError as exc:
         logger.warning("TURN_EVAL of turn %s failed: %s", task["turn"], exc)
+        await writes.skip(session_id, task["turn"])  # the siblings' rows are stored without it
         return {"failures": [Failure(target="turn", turn=task["turn"], error=str(exc))]}
-    await services.storage.evaluations.save_turn_evaluation(
-        uuid.UUID(task["session_id"]), task["turn"], details.to_json()
-    )
+    except BaseException:
+        writes.abandon(session_id)  # the run is torn down: store nothing more of it
+        raise
+    # In submission mode the rows of all turns are stored together, in one statement.
+    await writes.save(session_id, task["turn"], details.to_json())
     summary = TurnScore(
         turn=task["turn"], score=details.score, analysis=details.analysis, flags=details.flags
     )

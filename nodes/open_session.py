@@ -118,9 +118,9 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
         stored = await services.storage.evaluations.list_evaluations(session.id)
         evaluated = {e.turn for e in stored if e.evaluation_type is EvaluationType.TURN_EVAL}
         has_holistic = any(e.evaluation_type is EvaluationType.HOLISTIC_FLOW for e in stored)
-        update["pending_turns"] = [
-            turn for turn in answered if state.reevaluate or turn not in evaluated
-        ]
+        pending = [turn for turn in answered if state.reevaluate or turn not in evaluated]
+        services.storage.turn_writes.expect(session.id, pending)  # stored in one statement
+        update["pending_turns"] = pending
         update["holistic_pending"] = state.reevaluate or not has_holistic
         update["status"] = "evaluating"
     return update

@@ -24,7 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
 from nodes.judges.judge import JudgeError
-from nodes.judges.llm.client import ConcurrencyLimit, call_structured, structured_runnable
+from nodes.judges.llm.client import ConcurrencyLimit, call_structured, structured_call
 from nodes.judges.llm.prompts import BankExample, ConversationTurn, build_question_messages
 from storage.embeddings import Embedder, aembed_queries
 from storage.settings import Settings
@@ -253,7 +253,8 @@ class LLMQuestionGenerator:
         defaults = settings if settings is not None else Settings.model_construct()
         self._questions = questions
         self._embedder = embedder
-        self._runnable = structured_runnable(chat_model, GeneratedQuestionOut)
+        self._call = structured_call(
+            chat_model, GeneratedQuestionOut, str(getattr(chat_model, "model_name", "")))
         self._limit = ConcurrencyLimit(
             max_concurrency if max_concurrency is not None else defaults.llm_max_concurrency
         )
@@ -289,8 +290,8 @@ class LLMQuestionGenerator:
             )
             try:
                 proposal, usage, _ = await call_structured(
-                    self._runnable, messages, schema=GeneratedQuestionOut,
-                    semaphore=self._limit.semaphore(), max_retries=self._max_retries,
+                    self._call, messages, limiter=self._limit.limiter(),
+                    max_retries=self._max_retries,
                     backoff_s=self._backoff_s, timeout_s=self._timeout_s,
                 )
             except JudgeError as exc:

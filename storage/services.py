@@ -18,6 +18,7 @@ from storage.questions import QuestionRepository
 from storage.queue import JobQueue
 from storage.sessions import SessionStore
 from storage.settings import Settings
+from storage.turn_writes import TurnEvaluationWriter
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,23 @@ class Storage:
     evaluations: EvaluationStorageService
     questions: QuestionRepository
     jobs: JobQueue
+    turn_writes: TurnEvaluationWriter
+    """A submission's TURN_EVALs stored in one statement (see `storage.turn_writes`)."""
 
     @classmethod
     def from_database(
         cls, db: Database, embedder: Embedder, queue_name: str = "evaluations"
     ) -> Storage:
         """Build the services on an existing database handle."""
+        evaluations = EvaluationStorageService(db)
         return cls(
             db=db,
             embedder=embedder,
             sessions=SessionStore(db),
-            evaluations=EvaluationStorageService(db),
+            evaluations=evaluations,
             questions=QuestionRepository(db, embedder),
             jobs=JobQueue(db, queue_name),
+            turn_writes=TurnEvaluationWriter(evaluations),
         )
 
     @classmethod

@@ -134,7 +134,11 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
-    llm_max_concurrency: int = Field(default=16, ge=1, le=1024)
+    llm_max_concurrency: int = Field(
+        default=64, ge=1, le=1024,
+        description="Most LLM requests in flight per judge; halved on each 429 (AIMD), "
+        "grown back slowly.",
+    )
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=20)
     llm_backoff_s: float = Field(

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
-from nodes.judges.heuristic.features import HANGUL, find_phrases, sentences, tokens
+from nodes.judges.heuristic.features import HANGUL, find_phrases, has_phrase, sentences, tokens
 from nodes.judges.lexicons import load
 
 FLAG_PREFIX = "prompt_injection:"
@@ -172,7 +172,7 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _has(text: str, words: tuple[str, ...]) -> bool:
-    return bool(find_phrases(text, words))
+    return has_phrase(text, words)
 
 
 def classify(text: str) -> str | None:
@@ -305,8 +305,12 @@ def _clean_sentence(sentence: str) -> tuple[str, list[Removal]]:
     return "", [Removal(code, sentence.strip())]
 
 
+@lru_cache(maxsize=4096)
 def scan(answer: str) -> InjectionScan:
     """Find and remove the spans of `answer` addressed to the evaluator.
+
+    Pure and immutable, so cached: a submission scans each answer for its TURN_EVAL, for the
+    guards and again for the HOLISTIC_FLOW (a few ms each on the evaluation hot path).
 
     Args:
         answer: The raw answer (kept unchanged in the database).

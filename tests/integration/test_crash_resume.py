@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -221,5 +222,82 @@ async def test_kill_9_at_three_points_and_the_interview_completes(
     assert [t.answer_text for t in transcript] == ANSWERS
     evaluations = await storage.evaluations.list_evaluations(sid)
     assert [e.turn for e in evaluations] == [1, 2, 3, 4, None]
+    assert all(e.created_at == e.updated_at for e in evaluations)  # each stored once
+    assert (await storage.sessions.get_session(sid)).ended_at is not None
+
+
+HOLISTIC_STORED = (
+    "SELECT count(*) FROM prompt_evaluations WHERE session_id = :sid "
+    "AND evaluation_type = 'HOLISTIC_FLOW'"
+)
+
+
+def _judged(stub: OpenAIStub, since: int = 0) -> list[str]:
+    """What each LLM request judged: "flow", or "turn N" (sorted)."""
+    judged = []
+    for body in stub.requests[since:]:
+        if body["tool_choice"]["function"]["name"] == "FlowJudgement":
+            judged.append("flow")
+        else:
+            turn = re.search(r"Interview turn (\d+)", body["messages"][-1]["content"])
+            assert turn is not None
+            judged.append(f"turn {turn.group(1)}")
+    return sorted(judged)
+
+
+async def test_kill_9_mid_submission_and_the_resubmission_evaluates_only_what_is_missing(
+    database_urls: DatabaseUrls, storage: Storage
+) -> None:
+    """A submission process killed mid-run: the re-submission completes it, no duplicates.
+
+    Turn 3's judge call hangs (the stub holds it); the process is killed once the holistic
+    flow is stored and every other call has been answered. The TURN_EVALs of a run are
+    stored together (one statement, `storage.turn_writes`), so none of the killed run's is
+    stored; the re-submission judges the same turns again (a clear case the guards judge
+    needs no LLM call) and not the stored flow.
+    """
+    sid = uuid.uuid4()
+    body = {
+        "session_id": str(sid), "participant_id": "p-kill-submission", "position": "backend",
+        "transcript": [{"question": f"Question {n}: how would you scale service {n}?",
+                        "answer": f"{ANSWERS[n % len(ANSWERS)]} (service {n})"}
+                       for n in range(1, 7)],
+    }
+    with OpenAIStub(latency_s=0.05) as stub:
+        stub.timeout_sleep_s = 120.0
+        stub.add_fault("timeout", times=1, match="Interview turn 3")
+        server = Server(database_urls, stub)
+        try:
+            await asyncio.to_thread(server.start)
+
+            async def submit() -> None:
+                try:
+                    async with httpx.AsyncClient(timeout=120) as client:
+                        await client.post(f"{server.url}/submissions", json=body)
+                except httpx.HTTPError:
+                    pass  # killed while the request is in flight: expected
+
+            task = asyncio.create_task(submit())
+            await wait_for(storage, HOLISTIC_STORED, {"sid": sid})
+            await asyncio.sleep(1.0)  # every other call is answered (50 ms); turn 3 hangs
+            judged = _judged(stub)
+            assert "flow" in judged and "turn 3" in judged and len(judged) >= 3
+            server.kill()
+            await task
+            assert (await storage.sessions.get_session(sid)).ended_at is None
+            before = len(stub.requests)
+
+            await asyncio.to_thread(server.start)
+            async with httpx.AsyncClient(timeout=120) as client:
+                again = await client.post(f"{server.url}/submissions", json=body)
+            assert again.status_code == 200, again.text
+            assert again.json()["status"] == "completed"
+            # Only what was missing: the TURN_EVALs, not the stored HOLISTIC_FLOW.
+            assert _judged(stub, before) == [j for j in judged if j != "flow"]
+        finally:
+            server.stop()
+
+    evaluations = await storage.evaluations.list_evaluations(sid)
+    assert [e.turn for e in evaluations] == [1, 2, 3, 4, 5, 6, None]  # no duplicates
     assert all(e.created_at == e.updated_at for e in evaluations)  # each stored once
     assert (await storage.sessions.get_session(sid)).ended_at is not None

@@ -22,11 +22,13 @@ from pydantic import SecretStr, ValidationError
 
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.llm import structured
 from nodes.judges.llm.client import (
     PLACEHOLDER_API_KEY,
     LLMConfigurationError,
     backoff_delay,
     make_chat_model,
+    make_openai_client,
 )
 from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement, normalise_flag
 from nodes.judges.llm.prompts import (
@@ -480,6 +482,58 @@ async def test_stub_faults_forever_raise_judge_error(stub: OpenAIStub, kind: Any
         await stub_judge(stub).evaluate_turn(turn_case())
     assert caught.value.attempts == 3
     assert stub.calls == 3
+
+
+async def test_the_request_is_built_once_and_reused(
+    stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[object] = []
+    convert = structured.convert_to_openai_tool
+
+    def counting(schema: Any) -> dict[str, Any]:
+        built.append(schema)
+        return convert(schema)
+
+    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
+    client = make_openai_client(settings)
+    sent: list[dict[str, Any]] = []
+    create = client.chat.completions.create
+
+    async def spy(**kwargs: Any) -> Any:
+        sent.append(kwargs)
+        return await create(**kwargs)
+
+    client.chat.completions.create = spy  # type: ignore[method-assign]
+    judge = LLMJudge(client, model_name="stub")
+    assert built == [TurnJudgement, FlowJudgement]  # one schema build per judgement type
+    for turn in (1, 2, 3):
+        assert_valid(await judge.evaluate_turn(turn_case(f"{ANSWER} #{turn}", turn=turn)))
+    await judge.aclose()
+
+    assert built == [TurnJudgement, FlowJudgement]  # nothing rebuilt per request
+    assert len(sent) == 3 and stub.calls == 3
+    assert sent[0]["tools"] is sent[1]["tools"] is sent[2]["tools"]  # the same object
+    assert sent[0]["tool_choice"] is sent[2]["tool_choice"]
+    assert sent[0]["messages"] != sent[1]["messages"]  # only the prompt changes
+    body = stub.requests[-1]
+    assert body["tools"][0]["function"]["name"] == "TurnJudgement"
+    assert "rubrics" in body["tools"][0]["function"]["parameters"]["properties"]
+    assert body["parallel_tool_calls"] is False and body["temperature"] == 0
+
+
+def test_langsmith_tracing_wraps_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(openai_base_url="http://127.0.0.1:9/v1", llm_model="m")
+    monkeypatch.setenv("LANGSMITH_TRACING", "false")
+    plain = make_openai_client(settings)
+    monkeypatch.setenv("LANGSMITH_TRACING", "true")
+    traced = make_openai_client(settings)
+    def defined_in(method: Any) -> str:
+        function = getattr(method, "__func__", method)
+        return str(function.__code__.co_filename)
+
+    assert "langsmith" not in defined_in(plain.chat.completions.create)
+    assert "langsmith" in defined_in(traced.chat.completions.create)  # a traced run
 
 
 async def test_stub_concurrency_is_bounded(stub: OpenAIStub) -> None:

@@ -153,6 +153,31 @@ def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
     return found
 
 
+@lru_cache(maxsize=256)
+def _any_phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One alternation of every phrase, with the boundaries `find_phrases` applies to each."""
+    parts = []
+    for phrase in phrases:
+        if phrase.endswith("*"):
+            parts.append(r"(?<![a-z0-9])" + re.escape(phrase[:-1]))
+        elif phrase and HANGUL.search(phrase):
+            parts.append(re.escape(phrase))
+        elif phrase:
+            parts.append(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])")
+    return re.compile("|".join(parts)) if parts else None
+
+
+def has_phrase(text: str, phrases: tuple[str, ...]) -> bool:
+    """`bool(find_phrases(text, phrases))` in one regex search instead of one per phrase.
+
+    A search over an alternation matches exactly when one of its alternatives matches
+    somewhere, so the answer is the same; the injection detector asks this question dozens
+    of times per answer, over lexicons of hundreds of phrases (~6 ms per answer before).
+    """
+    pattern = _any_phrase_pattern(phrases)
+    return pattern is not None and pattern.search(text.lower()) is not None
+
+
 def canonical_terms(text: str) -> list[str]:
     """Ids of the term-map concepts mentioned in `text`, in either language, in map order."""
     lowered = text.lower()

@@ -1,9 +1,15 @@
-"""The one place that talks to an OpenAI-compatible chat model: client set-up and resilient calls.
+"""The one place that talks to an OpenAI-compatible chat model: clients and resilient calls.
+
+Clients: `make_openai_client` (the openai SDK on the aiohttp transport: the judge's hot path,
+wrapped for LangSmith when LANGSMITH_TRACING=true) and `make_chat_model` (a `ChatOpenAI`, for
+the question generator's few calls per interview). `structured_call` turns either into one
+request built once per schema (`nodes.judges.llm.structured`).
 
 Both LLM users (the judge and the question generator) need the same discipline, so it lives
-here once:
-- a bounded number of requests in flight (LLM_MAX_CONCURRENCY), so a submission that fans
-  out twenty TURN_EVALs does not trip the provider's rate limit;
+here once (`call_structured`):
+- a bounded, adaptive number of requests in flight (LLM_MAX_CONCURRENCY, halved on 429:
+  `nodes.judges.llm.limiter`), so a submission that fans out twenty TURN_EVALs does not trip
+  the provider's rate limit;
 - our own retries with exponential backoff (the client's retries are switched off so the
   attempt count, the backoff and the error reported are ours and testable), on transport
   errors, timeouts, 429, 5xx *and* every malformed reply, but never on other 4xx, which no
@@ -16,22 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import weakref
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
-from langchain_core.exceptions import ModelRefusalError
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.runnables import Runnable
+import openai
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
-from openai import DefaultAioHttpClient
-from pydantic import BaseModel, SecretStr, ValidationError
+from openai import AsyncOpenAI, DefaultAioHttpClient
+from pydantic import BaseModel, SecretStr
 
 from nodes.judges.details import Usage
 from nodes.judges.judge import JudgeError
+from nodes.judges.llm.limiter import AdaptiveLimiter, ConcurrencyLimit
 from nodes.judges.llm.retry import (  # re-exported: the retry policy's public names
     MAX_BACKOFF_S,
     FinalLLMError,
@@ -41,6 +47,7 @@ from nodes.judges.llm.retry import (  # re-exported: the retry policy's public n
     describe,
     llm_retrying,
 )
+from nodes.judges.llm.structured import ChatModelCall, StructuredCall, ToolCall
 from storage.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,8 +58,10 @@ __all__ = [
     "LLMConfigurationError",
     "backoff_delay",
     "call_structured",
+    "describe",
     "make_chat_model",
-    "structured_runnable",
+    "make_openai_client",
+    "structured_call",
 ]
 
 T = TypeVar("T", bound=BaseModel)
@@ -67,14 +76,14 @@ PLACEHOLDER_API_KEY = "not-needed"
 #    OpenAI-compatible servers implement most widely (vLLM, Ollama, llama.cpp, LM Studio,
 #    most gateways); strict `response_format: json_schema` is newer and often missing or
 #    partial, and strict mode also rejects schemas with free-form keys or optional fields.
-# 2. Error handling: with json_schema, langchain-openai calls the SDK's `parse()`, which
-#    validates the JSON while reading the HTTP response, so invalid output raises out of the
-#    model call *even with include_raw=True*: the raw message and its token usage are lost.
-#    With function_calling, invalid arguments come back as `parsing_error` next to the raw
-#    AIMessage, so a retried attempt's tokens are still counted.
+# 2. Error handling: with json_schema, the SDK's `parse()` validates the JSON while reading
+#    the HTTP response, so invalid output raises out of the model call: the reply and its
+#    token usage are lost. With a tool call, invalid arguments are validated by us next to
+#    the reply, so a retried attempt's tokens are still counted.
 # Strict tool schemas (strict=True) are not requested for the same reach reason; the
 # pydantic model validates every result and an invalid one is retried.
 STRUCTURED_OUTPUT_METHOD: Literal["function_calling"] = "function_calling"
+
 
 class LLMConfigurationError(ValueError):
     """Neither an API key nor a base URL is configured for the LLM."""
@@ -87,7 +96,7 @@ def make_chat_model(settings: Settings) -> ChatOpenAI:
     (`max_retries=0`) because `call_structured` retries; streaming is disabled because a
     structured result is useless half-way, and because LangGraph's "messages" stream mode
     would otherwise stream the judge's JSON to clients and (with many non-OpenAI servers)
-    lose the token usage.
+    lose the token usage. Used by the question generator; the judge calls the SDK directly.
 
     Args:
         settings: OPENAI_API_KEY, OPENAI_BASE_URL, LLM_MODEL and LLM_TIMEOUT_S are used.
@@ -98,143 +107,102 @@ def make_chat_model(settings: Settings) -> ChatOpenAI:
     Raises:
         LLMConfigurationError: Neither OPENAI_API_KEY nor OPENAI_BASE_URL is set.
     """
-    if settings.openai_api_key is not None:
-        api_key = settings.openai_api_key
-    elif settings.openai_base_url:
-        api_key = SecretStr(PLACEHOLDER_API_KEY)
-    else:
-        raise LLMConfigurationError(
-            "the LLM needs OPENAI_API_KEY (api.openai.com) or OPENAI_BASE_URL "
-            "(any OpenAI-compatible server)"
-        )
     return ChatOpenAI(
         model=settings.llm_model,
         base_url=settings.openai_base_url or None,
-        api_key=api_key,
+        api_key=_api_key(settings),
         temperature=0,
         timeout=settings.llm_timeout_s,
         max_retries=0,
         disable_streaming=True,
-        # aiohttp as the transport: with ~100 requests in flight the default httpx pool
-        # spends seconds of CPU matching requests to connections (measured: 180 concurrent
-        # requests 5.7 s with httpx vs 0.38 s with aiohttp, against a 0.3 s server). The
-        # session is created lazily, in the event loop of the first request.
+        # aiohttp as the transport, for the reason given in `make_openai_client`.
         http_async_client=DefaultAioHttpClient(timeout=settings.llm_timeout_s),
     )
 
 
-def structured_runnable(
-    chat_model: BaseChatModel, schema: type[BaseModel]
-) -> Runnable[LanguageModelInput, Any]:
-    """`chat_model.with_structured_output(schema, include_raw=True)` with our method choice.
+def _api_key(settings: Settings) -> SecretStr:
+    """The configured API key, the placeholder for a keyless local server, or an error."""
+    if settings.openai_api_key is not None:
+        return settings.openai_api_key
+    if settings.openai_base_url:
+        return SecretStr(PLACEHOLDER_API_KEY)
+    raise LLMConfigurationError(
+        "the LLM needs OPENAI_API_KEY (api.openai.com) or OPENAI_BASE_URL "
+        "(any OpenAI-compatible server)"
+    )
 
-    The method is only passed to OpenAI chat models (other chat models, such as the test
-    fakes, have their own single way).
+
+def tracing_enabled() -> bool:
+    """LANGSMITH_TRACING (or the older LANGCHAIN_TRACING_V2) is "true"."""
+    flag = os.environ.get("LANGSMITH_TRACING") or os.environ.get("LANGCHAIN_TRACING_V2") or ""
+    return flag.strip().lower() == "true"
+
+
+def make_openai_client(settings: Settings) -> AsyncOpenAI:
+    """The openai SDK client of the judge: no SDK retries (ours are), aiohttp transport.
+
+    aiohttp rather than the default httpx: with ~100 requests in flight the httpx pool spends
+    seconds of CPU matching requests to connections (measured: 180 concurrent requests 5.7 s
+    with httpx vs 0.38 s with aiohttp, against a 0.3 s server). Its session is created lazily,
+    in the event loop of the first request. With LANGSMITH_TRACING=true the client is wrapped
+    by `langsmith.wrappers.wrap_openai`, so every judge call is a LangSmith run.
+
+    Raises:
+        LLMConfigurationError: Neither OPENAI_API_KEY nor OPENAI_BASE_URL is set.
     """
-    if isinstance(chat_model, BaseChatOpenAI):
-        return chat_model.with_structured_output(
-            schema, method=STRUCTURED_OUTPUT_METHOD, include_raw=True
-        )
-    return chat_model.with_structured_output(schema, include_raw=True)
+    client = AsyncOpenAI(
+        api_key=_api_key(settings).get_secret_value(),
+        base_url=settings.openai_base_url or None,
+        timeout=settings.llm_timeout_s,
+        max_retries=0,
+        http_client=DefaultAioHttpClient(timeout=settings.llm_timeout_s),
+    )
+    if tracing_enabled():
+        from langsmith.wrappers import wrap_openai  # only traced processes pay for it
+
+        client = wrap_openai(client)
+    return client
 
 
-class ConcurrencyLimit:
-    """An `asyncio.Semaphore` of `limit` slots per event loop, shared by one judge's calls.
+def structured_call(
+    model: AsyncOpenAI | BaseChatModel, schema: type[T], model_name: str
+) -> StructuredCall[T]:
+    """One structured-output request for `schema`, built now and reused by every call.
 
-    A semaphore binds to the loop it first waits in; a judge that outlives one loop (a CLI
-    calling `asyncio.run` twice, pytest loops) gets a fresh semaphore in each.
+    Args:
+        model: The openai SDK client (the lean path) or any langchain chat model.
+        schema: The pydantic model of the result (sent as the tool's parameters).
+        model_name: The model requested from the SDK client (chat models know their own).
     """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"concurrency limit must be >= 1 (got {limit})")
-        self.limit = limit
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._by_loop = weakref.WeakKeyDictionary()
-
-    def semaphore(self) -> asyncio.Semaphore:
-        """The semaphore of the running event loop."""
-        loop = asyncio.get_running_loop()
-        semaphore = self._by_loop.get(loop)
-        if semaphore is None:
-            semaphore = self._by_loop[loop] = asyncio.Semaphore(self.limit)
-        return semaphore
-
-
-class _UsageTotal:
-    """Token usage accumulated over attempts."""
-
-    def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.total_tokens = 0
-        self.calls = 0
-
-    def add(self, raw: object) -> None:
-        metadata = raw.usage_metadata if isinstance(raw, AIMessage) else None
-        if metadata:
-            self.input_tokens += int(metadata.get("input_tokens", 0))
-            self.output_tokens += int(metadata.get("output_tokens", 0))
-            self.total_tokens += int(metadata.get("total_tokens", 0))
-
-    def freeze(self) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            total_tokens=self.total_tokens,
-            calls=self.calls,
-        )
-
-
-def _unpack(result: object, schema: type[T]) -> tuple[T | None, object, str | None, bool]:
-    """(parsed, raw message, error, whether a retry may help) of one structured result."""
-    if isinstance(result, schema):
-        return result, None, None, False
-    if not isinstance(result, dict):
-        return None, None, f"unexpected structured-output result {type(result).__name__}", True
-    raw = result.get("raw")
-    parsing_error = result.get("parsing_error")
-    parsed = result.get("parsed")
-    if isinstance(parsing_error, ModelRefusalError):
-        # At temperature 0 the same prompt is refused again: retrying only burns tokens.
-        return None, raw, f"the model refused: {describe(parsing_error)}", False
-    if parsing_error is not None:
-        return None, raw, f"invalid structured output: {describe(parsing_error)}", True
-    if parsed is None:
-        return None, raw, "invalid structured output: the model returned no parsable result", True
-    if isinstance(parsed, schema):
-        return parsed, raw, None, False
-    try:
-        return schema.model_validate(parsed), raw, None, False
-    except ValidationError as exc:
-        return None, raw, f"invalid structured output: {describe(exc)}", True
+    if isinstance(model, AsyncOpenAI):
+        return ToolCall(model, model_name, schema)
+    method = STRUCTURED_OUTPUT_METHOD if isinstance(model, BaseChatOpenAI) else None
+    return ChatModelCall(model, schema, method)
 
 
 async def call_structured(
-    runnable: Runnable[LanguageModelInput, Any],
+    call: StructuredCall[T],
     messages: Sequence[BaseMessage],
     *,
-    schema: type[T],
-    semaphore: asyncio.Semaphore,
+    limiter: AdaptiveLimiter,
     max_retries: int,
     backoff_s: float,
     timeout_s: float,
 ) -> tuple[T, Usage, float]:
-    """Call a structured-output runnable with bounded concurrency, timeouts and retries.
+    """Make a structured call with bounded concurrency, timeouts and retries.
 
-    Each attempt holds a semaphore slot only while its request is in flight (not while it
-    backs off) and is cut off after `timeout_s`. What is retried follows
-    `nodes.judges.llm.retry`: transport errors and timeouts, 429, 408/409, 5xx, and every
-    malformed reply (a `parsing_error`, no parsed result, no `choices`, an error body in a
-    200). Final at once: any other HTTP 4xx, a refusal, and unexpected exceptions (still
-    raised as `JudgeError`, so one broken evaluation does not abort its siblings in a fan-out).
+    Each attempt holds a limiter slot only while its request is in flight (not while it
+    backs off) and is cut off after `timeout_s`; a 429 shrinks the limiter's window. What is
+    retried follows `nodes.judges.llm.retry`: transport errors and timeouts, 429, 408/409,
+    5xx, and every malformed reply (no `choices`, an error body in a 200, no tool call,
+    arguments that are not JSON or fail validation). Final at once: any other HTTP 4xx, a
+    refusal, and unexpected exceptions (still raised as `JudgeError`, so one broken
+    evaluation does not abort its siblings in a fan-out).
 
     Args:
-        runnable: From `structured_runnable` (`include_raw=True` output: raw, parsed,
-            parsing_error).
+        call: From `structured_call` (one attempt: the request and reading its reply).
         messages: The prompt.
-        schema: The pydantic model expected.
-        semaphore: Bounds the requests in flight (shared by one judge or generator).
+        limiter: Bounds the requests in flight (shared by one judge or generator).
         max_retries: Retries after the first attempt.
         backoff_s: First retry delay; doubles with each retry.
         timeout_s: Limit of one attempt, in seconds.
@@ -247,31 +215,42 @@ async def call_structured(
         JudgeError: The request was refused (non-retryable 4xx) or every attempt failed; the
             message names the last error and `attempts` counts the attempts made.
     """
-    usage = _UsageTotal()
+    tokens = [0, 0, 0]
     started: float | None = None
     attempts = 0
     try:
         async for attempt in llm_retrying(max_retries, backoff_s):
             with attempt:
                 attempts += 1
-                async with semaphore:
+                async with limiter as slot:
                     if started is None:
                         started = time.perf_counter()
-                    usage.calls += 1
                     try:
                         async with asyncio.timeout(timeout_s):
-                            result = await runnable.ainvoke(list(messages))
+                            outcome = await call(messages)
                     except Exception as exc:
+                        if isinstance(exc, openai.RateLimitError):
+                            failure = classify_failure(exc, timeout_s)
+                            slot.rate_limited(getattr(failure, "retry_after_s", None))
+                            raise failure from exc
                         raise classify_failure(exc, timeout_s) from exc
-                parsed, raw, error, retryable = _unpack(result, schema)
-                usage.add(raw)
-                if parsed is None:
-                    problem = error or "invalid structured output"
-                    if retryable:
+                    slot.succeeded()
+                tokens[0] += outcome.input_tokens
+                tokens[1] += outcome.output_tokens
+                tokens[2] += outcome.total_tokens
+                if outcome.parsed is None:
+                    problem = outcome.error or "invalid structured output"
+                    if outcome.retryable:
                         raise RetryableLLMError(problem)
                     raise FinalLLMError(f"LLM call failed: {problem}; not retried")
                 latency_ms = (time.perf_counter() - (started or time.perf_counter())) * 1000
-                return parsed, usage.freeze(), round(latency_ms, 1)
+                usage = Usage(
+                    input_tokens=tokens[0],
+                    output_tokens=tokens[1],
+                    total_tokens=tokens[2],
+                    calls=attempts,
+                )
+                return outcome.parsed, usage, round(latency_ms, 1)
     except FinalLLMError as exc:  # chained to what the client raised, when it raised
         raise JudgeError(str(exc), attempts=attempts) from (exc.__cause__ or exc)
     except RetryableLLMError as exc:

@@ -19,18 +19,19 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
+from openai import AsyncOpenAI
 from pydantic import BaseModel, Field, field_validator
 
 from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
 from nodes.judges.heuristic.calibration import calibration
 from nodes.judges.heuristic.judge import HeuristicJudge, Inspection
-from nodes.judges.injection import FLAG_PREFIX, detect_injection
+from nodes.judges.injection import FLAG_PREFIX, detect_injection, scan
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.llm.client import (
     ConcurrencyLimit,
     call_structured,
-    make_chat_model,
-    structured_runnable,
+    make_openai_client,
+    structured_call,
 )
 from nodes.judges.llm.prompts import (
     FLOW_CRITERIA,
@@ -188,7 +189,7 @@ class LLMJudge:
 
     def __init__(
         self,
-        chat_model: BaseChatModel,
+        chat_model: AsyncOpenAI | BaseChatModel,
         *,
         model_name: str | None = None,
         max_concurrency: int = 16,
@@ -200,9 +201,12 @@ class LLMJudge:
         """Wrap a chat model.
 
         Args:
-            chat_model: Any chat model supporting `with_structured_output` (usually from
-                `nodes.judges.llm.client.make_chat_model`).
-            model_name: Recorded in `details.judge.model`; defaults to the chat model's own.
+            chat_model: The openai SDK client (from
+                `nodes.judges.llm.client.make_openai_client`: the lean path, one request
+                template per schema) or any langchain chat model supporting
+                `with_structured_output` (the unit tests' scripted fakes).
+            model_name: Requested from the SDK client and recorded in
+                `details.judge.model`; a chat model's own name by default.
             max_concurrency: Requests in flight at once, across all calls of this judge.
             max_retries: Retries after the first attempt of each evaluation.
             backoff_s: First retry delay in seconds; doubles with each retry.
@@ -220,17 +224,17 @@ class LLMJudge:
         self._max_retries = max_retries
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
-        self._turn_runnable = structured_runnable(chat_model, TurnJudgement)
-        self._flow_runnable = structured_runnable(chat_model, FlowJudgement)
+        self._turn_call = structured_call(chat_model, TurnJudgement, self._model_name)
+        self._flow_call = structured_call(chat_model, FlowJudgement, self._model_name)
 
     @classmethod
     def from_settings(
         cls, settings: Settings, chat_model: BaseChatModel | None = None,
         guard: HeuristicJudge | None = None,
     ) -> LLMJudge:
-        """The judge configured by LLM_* settings (a `ChatOpenAI` unless one is given)."""
+        """The judge configured by LLM_* settings (the openai SDK unless a model is given)."""
         return cls(
-            chat_model if chat_model is not None else make_chat_model(settings),
+            chat_model if chat_model is not None else make_openai_client(settings),
             model_name=settings.llm_model,
             max_concurrency=settings.llm_max_concurrency,
             max_retries=settings.llm_max_retries,
@@ -249,8 +253,16 @@ class LLMJudge:
         """The model recorded in `details.judge.model`."""
         return self._model_name
 
+    @property
+    def limit(self) -> ConcurrencyLimit:
+        """The concurrency bound of this judge's calls (its limiter reports the effective one)."""
+        return self._limit
+
     async def aclose(self) -> None:
-        """Close the chat model's HTTP client (its aiohttp session), if it has one."""
+        """Close the HTTP client (its aiohttp session), if the model has one."""
+        if isinstance(self._chat_model, AsyncOpenAI):
+            await self._chat_model.close()
+            return
         client = getattr(self._chat_model, "http_async_client", None)
         if client is not None:
             await client.aclose()
@@ -267,10 +279,9 @@ class LLMJudge:
             return prepared
         graded, inspection = prepared
         judgement, usage, latency_ms = await call_structured(
-            self._turn_runnable,
+            self._turn_call,
             build_turn_messages(graded),
-            schema=TurnJudgement,
-            semaphore=self._limit.semaphore(),
+            limiter=self._limit.limiter(),
             max_retries=self._max_retries,
             backoff_s=self._backoff_s,
             timeout_s=self._timeout_s,
@@ -301,21 +312,21 @@ class LLMJudge:
         """Grade the whole conversation (HOLISTIC_FLOW); raises `JudgeError` on failure."""
         if not case.turns:
             raise JudgeError("no answered turn to evaluate", attempts=0)
+        scans = [scan(turn.answer) for turn in case.turns]  # once per answer, not per use
+        ours = _unique(*([FLAG_PREFIX + code for code in found.codes] for found in scans))
+        if self._guard is not None:
+            # the model reads the conversation without the spans aimed at the grader
+            case = replace(case, turns=tuple(
+                replace(t, answer=found.cleaned)
+                for t, found in zip(case.turns, scans, strict=True)))
         judgement, usage, latency_ms = await call_structured(
-            self._flow_runnable,
+            self._flow_call,
             build_flow_messages(case),
-            schema=FlowJudgement,
-            semaphore=self._limit.semaphore(),
+            limiter=self._limit.limiter(),
             max_retries=self._max_retries,
             backoff_s=self._backoff_s,
             timeout_s=self._timeout_s,
         )
-        ours = _unique(*(detect_injection(turn.answer) for turn in case.turns))
-        if self._guard is not None:
-            # the model reads the conversation without the spans aimed at the grader
-            cleaned = [(await self._guard.inspect(t)).scan.cleaned for t in case.turns]
-            case = replace(case, turns=tuple(
-                replace(t, answer=text) for t, text in zip(case.turns, cleaned, strict=True)))
         return self._details(judgement, FLOW_CRITERIA, ours, case.language, usage, latency_ms)
 
     def _details(

@@ -1,0 +1,179 @@
+"""One structured-output attempt: a prompt in, a validated pydantic result (or why not) out.
+
+Two ways to make the attempt, behind one callable shape (`StructuredCall`):
+- `ToolCall`, the judge's hot path: the openai SDK called directly. The tool schema and every
+  constant request field are built once, when the judge is built, and the same objects are
+  sent with every request; the reply's tool arguments are validated by the pydantic model.
+  This replaces `ChatOpenAI.with_structured_output(include_raw=True)`, whose runnable chain
+  (callback managers, config merging, the schema rebuilt from pydantic on every request) cost
+  ~4.4 ms of Python per call, more than everything else on the evaluation path together.
+- `ChatModelCall`: any langchain chat model's `with_structured_output(include_raw=True)`,
+  for the question generator (a handful of calls per interview) and for the scripted fake
+  chat models of the unit tests.
+The request uses tool calling with a named `tool_choice` (see `STRUCTURED_OUTPUT_METHOD` in
+`nodes.judges.llm.client` for why), exactly as `with_structured_output(method=
+"function_calling")` sends it, so servers see the same requests as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from langchain_core.exceptions import ModelRefusalError
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ValidationError
+
+from nodes.judges.llm.retry import describe
+
+T = TypeVar("T", bound=BaseModel)
+
+#: langchain message type -> OpenAI chat role.
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+@dataclass(frozen=True)
+class Attempt(Generic[T]):
+    """The outcome of one request that got a reply: the result, or why it is unusable."""
+
+    parsed: T | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    error: str | None = None
+    retryable: bool = True
+    """For a failed attempt: whether another attempt may succeed (not after a refusal)."""
+
+
+class StructuredCall(Protocol[T]):
+    """Sends a prompt once and reads the structured reply (exceptions = no usable reply)."""
+
+    async def __call__(self, messages: Sequence[BaseMessage]) -> Attempt[T]:
+        """One attempt."""
+        ...
+
+
+def openai_messages(messages: Sequence[BaseMessage]) -> list[Any]:
+    """Our langchain messages as OpenAI chat messages (the prompts are plain text)."""
+    return [{"role": _ROLES.get(m.type, m.type), "content": m.content} for m in messages]
+
+
+class ToolCall(Generic[T]):
+    """A structured-output request through the openai SDK, built once per schema."""
+
+    def __init__(self, client: AsyncOpenAI, model: str, schema: type[T]) -> None:
+        """Build the tool schema and the request template for `schema` (reused as is)."""
+        self.schema = schema
+        self.tool: dict[str, Any] = convert_to_openai_tool(schema)
+        self.tool_name: str = self.tool["function"]["name"]
+        self.template: dict[str, Any] = {
+            "model": model,
+            "temperature": 0,
+            "tools": [self.tool],
+            "tool_choice": {"type": "function", "function": {"name": self.tool_name}},
+            "parallel_tool_calls": False,
+            "stream": False,
+        }
+        self.client = client
+        self._create = client.chat.completions.create
+
+    async def __call__(self, messages: Sequence[BaseMessage]) -> Attempt[T]:
+        """Send the prompt; validate the tool call's arguments with the schema."""
+        response = await self._create(messages=openai_messages(messages), **self.template)
+        return self.read(response)
+
+    def read(self, response: Any) -> Attempt[T]:
+        """The attempt a chat-completion reply stands for (every malformation is retryable)."""
+        usage = getattr(response, "usage", None)
+        tokens = (
+            int(getattr(usage, "prompt_tokens", 0) or 0),
+            int(getattr(usage, "completion_tokens", 0) or 0),
+            int(getattr(usage, "total_tokens", 0) or 0),
+        )
+        choices = getattr(response, "choices", None)
+        if not choices:
+            error = getattr(response, "error", None)  # some gateways answer errors with a 200
+            problem = f"error body: {str(error)[:300]}" if error else "no choices in the reply"
+            return Attempt(None, *tokens, error=f"invalid structured output: {problem}")
+        message = choices[0].message
+        if getattr(message, "refusal", None):
+            # At temperature 0 the same prompt is refused again: retrying only burns tokens.
+            return Attempt(
+                None, *tokens, error=f"the model refused: {message.refusal}", retryable=False
+            )
+        calls = [c for c in message.tool_calls or () if getattr(c, "function", None)]
+        call = next((c for c in calls if c.function.name == self.tool_name), None)
+        if call is None:
+            return Attempt(
+                None, *tokens, error=f"invalid structured output: no {self.tool_name} tool call"
+            )
+        try:
+            arguments = json.loads(call.function.arguments or "", strict=False)
+            parsed = self.schema.model_validate(arguments)
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+            return Attempt(None, *tokens, error=f"invalid structured output: {describe(exc)}")
+        return Attempt(parsed, *tokens)
+
+
+class ChatModelCall(Generic[T]):
+    """A structured-output request through a langchain chat model (runnable built once)."""
+
+    def __init__(self, chat_model: BaseChatModel, schema: type[T], method: str | None) -> None:
+        """`chat_model.with_structured_output(schema, include_raw=True[, method=method])`."""
+        self.schema = schema
+        options: dict[str, Any] = {"include_raw": True}
+        if method is not None:
+            options["method"] = method
+        self._runnable = chat_model.with_structured_output(schema, **options)
+
+    async def __call__(self, messages: Sequence[BaseMessage]) -> Attempt[T]:
+        """Invoke the runnable; unpack `{raw, parsed, parsing_error}`."""
+        return self.read(await self._runnable.ainvoke(list(messages)))
+
+    def read(self, result: object) -> Attempt[T]:
+        """The attempt an `include_raw=True` result stands for."""
+        if isinstance(result, self.schema):
+            return Attempt(result)
+        if not isinstance(result, dict):
+            return Attempt(
+                None, error=f"unexpected structured-output result {type(result).__name__}"
+            )
+        raw = result.get("raw")
+        metadata = raw.usage_metadata if isinstance(raw, AIMessage) else None
+        tokens = (
+            (
+                int(metadata.get("input_tokens", 0)),
+                int(metadata.get("output_tokens", 0)),
+                int(metadata.get("total_tokens", 0)),
+            )
+            if metadata
+            else (0, 0, 0)
+        )
+        parsing_error = result.get("parsing_error")
+        parsed = result.get("parsed")
+        if isinstance(parsing_error, ModelRefusalError):
+            return Attempt(
+                None,
+                *tokens,
+                error=f"the model refused: {describe(parsing_error)}",
+                retryable=False,
+            )
+        if parsing_error is not None:
+            return Attempt(
+                None, *tokens, error=f"invalid structured output: {describe(parsing_error)}"
+            )
+        if parsed is None:
+            return Attempt(
+                None,
+                *tokens,
+                error="invalid structured output: the model returned no parsable result",
+            )
+        try:
+            return Attempt(self.schema.model_validate(parsed), *tokens)
+        except ValidationError as exc:
+            return Attempt(None, *tokens, error=f"invalid structured output: {describe(exc)}")

@@ -1,0 +1,146 @@
+"""A submission's TURN_EVALs are stored with one bulk upsert, and a failure keeps the others.
+
+Real PostgreSQL; the judge is the LLM judge on a scripted fake chat model that fails on one
+turn's prompt (invalid output, no retries left), so that turn has no result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from graph import Services, build_graph, use_services
+from nodes.close_session import EvaluationIncompleteError
+from nodes.judges.llm.judge import LLMJudge, TurnJudgement
+from nodes.question_generation import BankQuestionGenerator
+from storage.errors import TurnNotFoundError
+from storage.evaluations import TurnEvaluationInput
+from storage.models import EvaluationType
+from storage.services import Storage
+from storage.sessions import TranscriptTurn
+from storage.turn_writes import TurnEvaluationWriter
+from tests.integration.test_graph_llm import judgement, submission
+from tests.support.fake_chat import BadOutput, ScriptedChatModel
+
+pytestmark = pytest.mark.integration
+
+DETAILS = {
+    "score": 50,
+    "analysis": "ok",
+    "judge": {"kind": "llm", "model": "m", "prompt_version": "v2"},
+}
+
+
+def failing_on_turn(failing: int) -> Any:
+    def respond(schema: type, messages: list[BaseMessage]) -> Any:
+        if schema is TurnJudgement and f"Interview turn {failing}" in str(messages[-1].content):
+            return BadOutput("no tool call")
+        return judgement(schema, messages)
+
+    return respond
+
+
+def count_bulk_writes(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the TURN_EVAL upsert statements issued (every path goes through the bulk)."""
+    sizes: list[int] = []
+    bulk = storage.evaluations.save_turn_evaluations
+
+    async def counting(items: Sequence[TurnEvaluationInput]) -> Any:
+        sizes.append(len(items))
+        return await bulk(items)
+
+    monkeypatch.setattr(storage.evaluations, "save_turn_evaluations", counting)
+    return sizes
+
+
+async def test_one_statement_per_submission_and_a_failed_turn_keeps_the_others(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = count_bulk_writes(storage, monkeypatch)
+    judge = LLMJudge(
+        ScriptedChatModel(default=failing_on_turn(3)), model_name="fake", max_retries=0
+    )
+    services = Services(
+        storage=storage, judge=judge, question_generator=BankQuestionGenerator(storage.questions)
+    )
+    session_id = uuid.uuid4()
+    with use_services(services), pytest.raises(EvaluationIncompleteError, match="turn 3"):
+        await build_graph().ainvoke(submission(session_id, 6))
+
+    assert sizes == [5]  # the five successful turns, in one statement
+    rows = await storage.evaluations.list_evaluations(session_id)
+    turn_rows = [e for e in rows if e.evaluation_type is EvaluationType.TURN_EVAL]
+    assert [e.turn for e in turn_rows] == [1, 2, 4, 5, 6]
+    assert len({e.created_at for e in turn_rows}) == 1  # one transaction wrote them all
+    assert any(e.evaluation_type is EvaluationType.HOLISTIC_FLOW for e in rows)
+    assert (await storage.sessions.get_session(session_id)).ended_at is None
+
+    # The re-run evaluates only turn 3 (stored alone) and closes the session.
+    sizes.clear()
+    fixed = LLMJudge(ScriptedChatModel(default=judgement), model_name="fake", max_retries=0)
+    with use_services(
+        Services(
+            storage=storage,
+            judge=fixed,
+            question_generator=BankQuestionGenerator(storage.questions),
+        )
+    ):
+        result = await build_graph().ainvoke(submission(session_id, 6))
+    assert result["status"] == "completed" and sizes == [1]
+    assert len(await storage.evaluations.list_evaluations(session_id)) == 7
+
+
+async def _session_with_one_turn(storage: Storage) -> uuid.UUID:
+    session = await storage.sessions.create_session(
+        participant_id="p-writes", position="backend", language="en", max_turns=2
+    )
+    await storage.sessions.save_transcript(session.id, [TranscriptTurn("q1", "a1")])
+    return session.id
+
+
+async def test_a_refused_bulk_falls_back_to_one_row_each(storage: Storage) -> None:
+    session_id = await _session_with_one_turn(storage)  # turn 1 exists; turn 2 does not
+    writer = TurnEvaluationWriter(storage.evaluations)
+    writer.expect(session_id, [1, 2])
+    results = await asyncio.gather(
+        writer.save(session_id, 1, DETAILS),
+        writer.save(session_id, 2, DETAILS),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], TurnNotFoundError)
+    stored = await storage.evaluations.list_evaluations(session_id)
+    assert [e.turn for e in stored] == [1]  # the good row is stored despite the bad one
+
+
+async def test_the_last_turn_in_stores_the_batch_even_when_it_is_skipped(
+    storage: Storage,
+) -> None:
+    session_id = await _session_with_one_turn(storage)
+    writer = TurnEvaluationWriter(storage.evaluations)
+    writer.expect(session_id, [1, 2])
+    await writer.save(session_id, 1, DETAILS)  # returns at once: waits for no sibling
+    assert await storage.evaluations.list_evaluations(session_id) == []
+    await writer.skip(session_id, 2)  # the sibling's judge failed: the batch is stored
+    assert [e.turn for e in await storage.evaluations.list_evaluations(session_id)] == [1]
+
+
+async def test_an_abandoned_run_stores_nothing_more(storage: Storage) -> None:
+    session_id = await _session_with_one_turn(storage)
+    writer = TurnEvaluationWriter(storage.evaluations)
+    writer.expect(session_id, [1, 2])
+    await writer.save(session_id, 1, DETAILS)
+    writer.abandon(session_id)  # the run is cancelled
+    await writer.skip(session_id, 2)
+    assert await storage.evaluations.list_evaluations(session_id) == []
+
+
+async def test_an_unannounced_turn_is_saved_at_once(storage: Storage) -> None:
+    session_id = await _session_with_one_turn(storage)
+    writer = TurnEvaluationWriter(storage.evaluations)
+    await writer.save(session_id, 1, DETAILS)  # returns only once stored
+    assert [e.turn for e in await storage.evaluations.list_evaluations(session_id)] == [1]
