@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from api.interviews import InterviewService, SessionReport
 from api.schemas import SubmitTranscript
-from graph.state import TranscriptItem
 
 #: Namespace of the session ids derived from run names (uuid5).
 RUN_NAMESPACE = uuid.UUID("8d7f2c4e-3b1a-5c6d-9e0f-a1b2c3d4e5f6")
@@ -65,7 +64,7 @@ async def submit_record(
         exam_id=body.exam_id,
         session_id=session_id,
         reevaluate=body.reevaluate,
-        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+        transcript=[t.item() for t in body.transcript],
         run=run,
         tags=dict(tags) if tags else None,
     )

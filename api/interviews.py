@@ -91,12 +91,16 @@ class InterviewStep:
 
 @dataclass(frozen=True)
 class TurnReport:
-    """One turn with its TURN_EVAL details (None while not evaluated)."""
+    """One turn with its TURN_EVAL details (None while not evaluated).
+
+    `emotion` is the seed 000 §4.2 summary sent with the answer (None: none was sent).
+    """
 
     turn: int
     question: str
     answer: str | None
     evaluation: dict[str, Any] | None
+    emotion: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class SessionReport:
     status: str = "open"
     run: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    emotion: dict[str, Any] | None = None
+    """Means over the answered turns with data, set when the session closed (seed 000 §4.2)."""
 
 
 def _config(session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> RunnableConfig:
@@ -367,8 +373,13 @@ class InterviewService:
         *,
         turn: int | None = None,
         tenant: str = DEFAULT_TENANT,
+        emotion: dict[str, Any] | None = None,
     ) -> InterviewStep:
         """Resume the interview with the candidate's answer (and/or a stop).
+
+        `emotion` is the platform's emotion summary of the answer (seed 000 §4.2); it is
+        stored with the answer and never judged. A re-send without it is still a re-send;
+        with a different one it is a `TurnConflictError`.
 
         Idempotent on (session, turn, answer): re-sending the answer of a turn already
         answered (after a dropped connection) returns the current step without changing
@@ -377,7 +388,7 @@ class InterviewService:
         counts as such a re-send (send `turn` to give one answer to two questions in a row).
         """
         session_id = check_session_id(session_id)
-        answer, stop = check_answer(answer, stop)
+        answer, stop, emotion = check_answer(answer, stop, emotion)
         if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
             raise InvalidRequestError("turn", "must be an integer >= 1")
         await self._owned(session_id, tenant)
@@ -392,13 +403,14 @@ class InterviewService:
                     and answer is not None
                     and previous is not None
                     and previous.answer_text == answer
+                    and emotion in (None, previous.emotion)
                     and previous.turn == step.question.turn - 1
                     and _recent(previous)
                 )
                 if not resent:
-                    return await self._resume(session_id, answer, stop)
+                    return await self._resume(session_id, answer, stop, emotion)
                 return step
-            return self._replayed(session_id, step, transcript, answer, stop, turn)
+            return self._replayed(session_id, step, transcript, answer, turn, emotion)
 
     def _replayed(
         self,
@@ -406,8 +418,8 @@ class InterviewService:
         step: InterviewStep,
         transcript: Sequence[TurnView],
         answer: str | None,
-        stop: bool,
         turn: int | None,
+        emotion: dict[str, Any] | None,
     ) -> InterviewStep:
         """A request for a turn that is not pending: a re-send (same step) or a conflict."""
         target = (
@@ -419,11 +431,15 @@ class InterviewService:
             if step.question is None and step.status in {"completed", "abandoned"}:
                 return step
         elif target is not None and target.answer_text is not None:
-            if target.answer_text == answer:
-                return step
-            raise TurnConflictError(
-                f"turn {target.turn} of session {session_id} already has a different answer"
-            )
+            if target.answer_text != answer:
+                raise TurnConflictError(
+                    f"turn {target.turn} of session {session_id} already has a different answer"
+                )
+            if emotion not in (None, target.emotion):
+                raise TurnConflictError(
+                    f"turn {target.turn} of session {session_id} already has a different emotion"
+                )
+            return step
         if step.status in {"completed", "abandoned"}:
             raise SessionEndedError(session_id)
         if turn is not None and step.question is not None:
@@ -433,10 +449,15 @@ class InterviewService:
             )
         raise NoPendingQuestionError(f"session {session_id} is not waiting for an answer")
 
-    async def _resume(self, session_id: uuid.UUID, answer: str | None, stop: bool) -> InterviewStep:
+    async def _resume(
+        self, session_id: uuid.UUID, answer: str | None, stop: bool,
+        emotion: dict[str, Any] | None,
+    ) -> InterviewStep:
         resume: dict[str, Any] = {"stop": stop}
         if answer is not None:
             resume["answer"] = answer
+        if emotion is not None:
+            resume["emotion"] = emotion
         result = await self._run(Command(resume=resume), session_id)
         interrupts = result.get("__interrupt__") or []
         if interrupts and interrupts[0].value.get("error"):
@@ -565,7 +586,9 @@ class InterviewService:
                 for index, view in enumerate(stored)
                 if index >= len(items)
                 or view.question_text != items[index]["question"]
-                or (view.answer_text is not None and view.answer_text != items[index]["answer"])
+                or (view.answer_text is not None
+                    and (view.answer_text, view.emotion)
+                    != (items[index]["answer"], items[index].get("emotion")))
             ),
             None,
         )
@@ -619,6 +642,7 @@ class InterviewService:
                     question=t.question_text,
                     answer=t.answer_text,
                     evaluation=by_turn.get(t.turn),
+                    emotion=t.emotion,
                 )
                 for t in transcript
             ],
@@ -628,4 +652,5 @@ class InterviewService:
             status=ended_status(evaluations) if session.is_ended else "open",
             run=session.metadata.get("run"),
             tags=dict(session.metadata.get("tags") or {}),
+            emotion=session.emotion_summary,
         )
