@@ -51,7 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
         "emotion": "Emotion (from the platform's analysis; never used in scoring)",
         "emotion_turn": "Emotion",
         "dominant": "Dominant",
-        "turns_with_data": "turns with data",
+        "turns_with_data": "{n} turn(s) with data",
         "intent": "Intent",
     },
     "ko": {
@@ -83,7 +83,7 @@ LABELS: dict[str, dict[str, str]] = {
         "emotion": "감정 분석 (플랫폼 분석 결과이며 점수에는 반영되지 않음)",
         "emotion_turn": "감정",
         "dominant": "주요 감정",
-        "turns_with_data": "데이터가 있는 턴",
+        "turns_with_data": "데이터가 있는 턴 {n}개",
         "intent": "의도",
     },
 }

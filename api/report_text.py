@@ -51,7 +51,7 @@ def report_renderable(report: SessionReport) -> Group:
     turns.add_column("score", justify="right", no_wrap=True)
     turns.add_column("criteria", ratio=2)
     turns.add_column("flags", ratio=1)
-    turns.add_column("emotion", ratio=1)
+    turns.add_column("emotion", min_width=11)
     for turn in report.turns:
         details = turn.evaluation
         turns.add_row(

@@ -26,7 +26,7 @@ from storage.text import text_problem
 #: Largest `facial_expression_data`, in bytes of its compact UTF-8 JSON.
 FACIAL_MAX_BYTES = 32_768
 #: Deepest nesting of `facial_expression_data` (the object itself is level 1).
-FACIAL_MAX_DEPTH = 4
+FACIAL_MAX_DEPTH = 3
 #: Keys of an emotion summary sent with an answer.
 EMOTION_KEYS = ("dominant_emotion", "emotion_scores", "facial_expression_data")
 #: Decimals kept in a session's mean scores.
