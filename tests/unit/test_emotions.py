@@ -121,7 +121,7 @@ def _deep(levels: int) -> dict[str, object]:
                 "emotion_scores": {"joy": 0.9},
                 "facial_expression_data": _deep(FACIAL_MAX_DEPTH + 1),
             },
-            "emotion.facial_expression_data.x.x.x.x",
+            "emotion.facial_expression_data" + ".x" * FACIAL_MAX_DEPTH,
         ),
         (
             {
