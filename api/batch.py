@@ -28,7 +28,6 @@ from tqdm import tqdm
 from api.interviews import InterviewService, SessionReport, TranscriptSubmission
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
-from graph.state import TranscriptItem
 from storage.queue import JobQueue
 
 #: Namespace of the session ids derived from run names (uuid5).
@@ -73,7 +72,7 @@ def as_submission(
         callback_url=body.callback_url,
         run=run,
         tags=dict(tags) if tags else None,
-        transcript=[TranscriptItem(question=t.question, answer=t.answer) for t in body.transcript],
+        transcript=[t.item() for t in body.transcript],
     )
 
 

@@ -1,8 +1,11 @@
 """`turnjudge export`: stored evaluations as one flat table (CSV, Parquet or JSONL).
 
 One row per evaluation, with its session, run, position, language, turn, question, answer,
-score, one `criterion_<name>` column per rubric criterion found in the export, flags, judge,
-model, prompt version and tokens, so a run loads straight into pandas or a spreadsheet.
+score, one `criterion_<name>` column per rubric criterion found in the export, the seed
+fields (feedback, keywords, intent, intent types), the emotion summary (`emotion_dominant` and
+one `emotion_<name>` column per emotion found: the turn's scores, or the session's means on a
+HOLISTIC_FLOW row), flags, judge, model, prompt version and tokens, so a run loads straight
+into pandas or a spreadsheet.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from storage.emotions import emotion_vocabulary
 from storage.exports import EvaluationRecord
 
 CRITERION_PREFIX = "criterion_"
+EMOTION_PREFIX = "emotion_"
 
 #: Columns in the order every format writes them (criteria columns follow `analysis`).
 LEADING_COLUMNS = (
@@ -38,6 +43,8 @@ LEADING_COLUMNS = (
     "score",
     "analysis",
 )
+#: Seed 000 §4.1 / seed 002 fields of `details`, after the criteria.
+SEED_COLUMNS = ("feedback", "keywords", "intent", "intent_types")
 TRAILING_COLUMNS = (
     "flags",
     "judge_kind",
@@ -65,12 +72,26 @@ def _criteria_names(records: Sequence[EvaluationRecord]) -> list[str]:
     return sorted(names)
 
 
+def _emotion_names(records: Sequence[EvaluationRecord]) -> list[str]:
+    """Emotions scored anywhere in the export, in the vocabulary's order."""
+    found = {name for record in records
+             for name in ((record.emotion or {}).get("emotion_scores") or {})}
+    return [name for name in emotion_vocabulary() if name in found]
+
+
 def flatten(records: Sequence[EvaluationRecord]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows): one dict per evaluation, every row with every column."""
+    """(columns, rows): one dict per evaluation, every row with every column.
+
+    Emotion columns appear only when some evaluation has an emotion summary.
+    """
     criteria = _criteria_names(records)
+    emotions = _emotion_names(records)
+    emotion_columns = [f"{EMOTION_PREFIX}dominant", *(EMOTION_PREFIX + n for n in emotions)]
     columns = [
         *LEADING_COLUMNS,
         *(CRITERION_PREFIX + name for name in criteria),
+        *SEED_COLUMNS,
+        *(emotion_columns if emotions else ()),
         *TRAILING_COLUMNS,
     ]
     rows: list[dict[str, Any]] = []
@@ -93,6 +114,10 @@ def flatten(records: Sequence[EvaluationRecord]) -> tuple[list[str], list[dict[s
             "answer": record.answer,
             "score": float(details["score"]),
             "analysis": details.get("analysis"),
+            "feedback": details.get("feedback"),
+            "keywords": list(details.get("keywords") or []),
+            "intent": details.get("intent"),
+            "intent_types": list(details.get("intent_types") or []),
             "flags": list(details.get("flags") or []),
             "judge_kind": judge.get("kind"),
             "judge_model": judge.get("model"),
@@ -109,6 +134,11 @@ def flatten(records: Sequence[EvaluationRecord]) -> tuple[list[str], list[dict[s
             row[CRITERION_PREFIX + name] = (
                 float(entry["score"]) if isinstance(entry, dict) and "score" in entry else None
             )
+        emotion = record.emotion or {}
+        row[f"{EMOTION_PREFIX}dominant"] = emotion.get("dominant_emotion")
+        for name in emotions:
+            value = (emotion.get("emotion_scores") or {}).get(name)
+            row[EMOTION_PREFIX + name] = float(value) if value is not None else None
         rows.append({column: row.get(column) for column in columns})
     return columns, rows
 
@@ -122,7 +152,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def write_csv(columns: list[str], rows: list[dict[str, Any]], stream: TextIO) -> None:
-    """CSV with a header; flags joined by ';', tags as a JSON object."""
+    """CSV with a header; lists (flags, keywords, intent types) joined by ';', tags as JSON."""
     writer = csv.DictWriter(stream, fieldnames=columns)
     writer.writeheader()
     for row in rows:

@@ -59,6 +59,7 @@ from storage.errors import (
 from storage.locks import SessionLocks
 from storage.models import EvaluationType
 from storage.queue import QueuedTranscript
+from storage.sessions import TranscriptTurn
 from storage.settings import DEFAULT_TENANT
 from storage.views import EvaluationView, SessionView, TurnView
 
@@ -100,12 +101,16 @@ class InterviewStep:
 
 @dataclass(frozen=True)
 class TurnReport:
-    """One turn with its TURN_EVAL details (None while not evaluated)."""
+    """One turn with its TURN_EVAL details (None while not evaluated).
+
+    `emotion` is the seed 000 §4.2 summary sent with the answer (None: none was sent).
+    """
 
     turn: int
     question: str
     answer: str | None
     evaluation: dict[str, Any] | None
+    emotion: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,8 @@ class SessionReport:
     attempts: int | None = None
     error: str | None = None
     callback: dict[str, Any] | None = None
+    emotion: dict[str, Any] | None = None
+    """Means over the answered turns with data, set when the session closed (seed 000 §4.2)."""
 
 
 @dataclass(frozen=True)
@@ -406,8 +413,13 @@ class InterviewService:
         *,
         turn: int | None = None,
         tenant: str = DEFAULT_TENANT,
+        emotion: dict[str, Any] | None = None,
     ) -> InterviewStep:
         """Resume the interview with the candidate's answer (and/or a stop).
+
+        `emotion` is the platform's emotion summary of the answer (seed 000 §4.2); it is
+        stored with the answer and never judged. A re-send without it is still a re-send;
+        with a different one it is a `TurnConflictError`.
 
         Idempotent on (session, turn, answer): re-sending the answer of a turn already
         answered (after a dropped connection) returns the current step without changing
@@ -416,7 +428,7 @@ class InterviewService:
         counts as such a re-send (send `turn` to give one answer to two questions in a row).
         """
         session_id = check_session_id(session_id)
-        answer, stop = check_answer(answer, stop)
+        answer, stop, emotion = check_answer(answer, stop, emotion)
         if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
             raise InvalidRequestError("turn", "must be an integer >= 1")
         await self._owned(session_id, tenant)
@@ -431,13 +443,14 @@ class InterviewService:
                     and answer is not None
                     and previous is not None
                     and previous.answer_text == answer
+                    and emotion in (None, previous.emotion)
                     and previous.turn == step.question.turn - 1
                     and _recent(previous)
                 )
                 if not resent:
-                    return await self._resume(session_id, answer, stop)
+                    return await self._resume(session_id, answer, stop, emotion)
                 return step
-            return self._replayed(session_id, step, transcript, answer, stop, turn)
+            return self._replayed(session_id, step, transcript, answer, turn, emotion)
 
     def _replayed(
         self,
@@ -445,8 +458,8 @@ class InterviewService:
         step: InterviewStep,
         transcript: Sequence[TurnView],
         answer: str | None,
-        stop: bool,
         turn: int | None,
+        emotion: dict[str, Any] | None,
     ) -> InterviewStep:
         """A request for a turn that is not pending: a re-send (same step) or a conflict."""
         target = (
@@ -458,11 +471,15 @@ class InterviewService:
             if step.question is None and step.status in {"completed", "abandoned"}:
                 return step
         elif target is not None and target.answer_text is not None:
-            if target.answer_text == answer:
-                return step
-            raise TurnConflictError(
-                f"turn {target.turn} of session {session_id} already has a different answer"
-            )
+            if target.answer_text != answer:
+                raise TurnConflictError(
+                    f"turn {target.turn} of session {session_id} already has a different answer"
+                )
+            if emotion not in (None, target.emotion):
+                raise TurnConflictError(
+                    f"turn {target.turn} of session {session_id} already has a different emotion"
+                )
+            return step
         if step.status in {"completed", "abandoned"}:
             raise SessionEndedError(session_id)
         if turn is not None and step.question is not None:
@@ -472,10 +489,15 @@ class InterviewService:
             )
         raise NoPendingQuestionError(f"session {session_id} is not waiting for an answer")
 
-    async def _resume(self, session_id: uuid.UUID, answer: str | None, stop: bool) -> InterviewStep:
+    async def _resume(
+        self, session_id: uuid.UUID, answer: str | None, stop: bool,
+        emotion: dict[str, Any] | None,
+    ) -> InterviewStep:
         resume: dict[str, Any] = {"stop": stop}
         if answer is not None:
             resume["answer"] = answer
+        if emotion is not None:
+            resume["emotion"] = emotion
         result = await self._run(Command(resume=resume), session_id)
         interrupts = result.get("__interrupt__") or []
         if interrupts and interrupts[0].value.get("error"):
@@ -614,7 +636,7 @@ class InterviewService:
             if submission.session_id is not None:
                 existing = await self._existing_submission(
                     item.session_id,
-                    [TranscriptItem(question=q, answer=a) for q, a in item.turns],
+                    submission.transcript,
                     item.participant_id,
                     item.position,
                     item.language,
@@ -677,7 +699,10 @@ class InterviewService:
             position=submission.position,
             language=submission.language,
             exam_id=submission.exam_id,
-            turns=[(item["question"], item["answer"]) for item in items],
+            turns=[
+                TranscriptTurn(item["question"], item["answer"], emotion=item.get("emotion"))
+                for item in items
+            ],
             tenant=tenant,
             metadata=metadata,
             reevaluate=submission.reevaluate,
@@ -717,7 +742,9 @@ class InterviewService:
                 for index, view in enumerate(stored)
                 if index >= len(items)
                 or view.question_text != items[index]["question"]
-                or (view.answer_text is not None and view.answer_text != items[index]["answer"])
+                or (view.answer_text is not None
+                    and (view.answer_text, view.emotion)
+                    != (items[index]["answer"], items[index].get("emotion")))
             ),
             None,
         )
@@ -775,6 +802,7 @@ class InterviewService:
                     question=t.question_text,
                     answer=t.answer_text,
                     evaluation=by_turn.get(t.turn),
+                    emotion=t.emotion,
                 )
                 for t in transcript
             ],
@@ -788,6 +816,7 @@ class InterviewService:
             attempts=job.attempts + (job.status == "doing") if job is not None else None,
             error=job.error if status == "failed" and job is not None else None,
             callback=_callback_record(session.metadata),
+            emotion=session.emotion_summary,
         )
 
 

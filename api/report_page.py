@@ -48,6 +48,11 @@ LABELS: dict[str, dict[str, str]] = {
         "judge": "Judge",
         "score": "Score",
         "no_turns": "No turn was answered.",
+        "emotion": "Emotion (from the platform's analysis; never used in scoring)",
+        "emotion_turn": "Emotion",
+        "dominant": "Dominant",
+        "turns_with_data": "{n} turn(s) with data",
+        "intent": "Intent",
     },
     "ko": {
         "title": "면접 평가 보고서",
@@ -75,6 +80,11 @@ LABELS: dict[str, dict[str, str]] = {
         "judge": "평가자",
         "score": "점수",
         "no_turns": "답변된 턴이 없습니다.",
+        "emotion": "감정 분석 (플랫폼 분석 결과이며 점수에는 반영되지 않음)",
+        "emotion_turn": "감정",
+        "dominant": "주요 감정",
+        "turns_with_data": "데이터가 있는 턴 {n}개",
+        "intent": "의도",
     },
 }
 
@@ -179,6 +189,12 @@ def _status_line(report: SessionReport, statuses: dict[str, str]) -> str:
     return label
 
 
+def emotion_rows(summary: dict[str, Any] | None) -> list[tuple[str, float]]:
+    """(emotion, score) of a summary, highest first (ties by name)."""
+    scores = (summary or {}).get("emotion_scores") or {}
+    return sorted(((str(k), float(v)) for k, v in scores.items()), key=lambda kv: (-kv[1], kv[0]))
+
+
 def render_report_html(report: SessionReport) -> str:
     """The report page for `report`, in the interview's language."""
     labels = LABELS.get(report.language, LABELS["en"])
@@ -190,6 +206,8 @@ def render_report_html(report: SessionReport) -> str:
             "answer": turn.answer,
             "evaluation": turn.evaluation,
             "criteria": _criteria(turn.evaluation),
+            "emotion": turn.emotion,
+            "emotion_rows": emotion_rows(turn.emotion)[:3],
         }
         for turn in report.turns
     ]
@@ -206,4 +224,5 @@ def render_report_html(report: SessionReport) -> str:
         turns=turns,
         chart=score_chart(scored) if scored else None,
         holistic_criteria=_criteria(report.holistic),
+        emotion_rows=emotion_rows(report.emotion),
     )

@@ -29,6 +29,13 @@ def _score(details: dict[str, Any] | None) -> str:
     return "-" if details is None else f"{float(details['score']):.1f}"
 
 
+def _emotions(summary: dict[str, Any]) -> str:
+    """`confidence 0.72, nervousness 0.20`: the scores, highest first."""
+    scores = summary.get("emotion_scores") or {}
+    ranked = sorted(scores.items(), key=lambda kv: (-float(kv[1]), kv[0]))
+    return ", ".join(f"{name} {float(score):.2f}" for name, score in ranked)
+
+
 def report_renderable(report: SessionReport) -> Group:
     """Everything `turnjudge report` prints, as one rich renderable."""
     header = Text.assemble(
@@ -46,6 +53,7 @@ def report_renderable(report: SessionReport) -> Group:
     turns.add_column("score", justify="right", no_wrap=True)
     turns.add_column("criteria", ratio=2)
     turns.add_column("flags", ratio=1)
+    turns.add_column("emotion", min_width=11)
     for turn in report.turns:
         details = turn.evaluation
         turns.add_row(
@@ -54,6 +62,7 @@ def report_renderable(report: SessionReport) -> Group:
             _score(details),
             _criteria(details),
             ", ".join((details or {}).get("flags") or []),
+            turn.emotion["dominant_emotion"] if turn.emotion else "",
         )
     parts: list[Any] = [header, turns]
     for turn in report.turns:
@@ -73,6 +82,10 @@ def report_renderable(report: SessionReport) -> Group:
                 title_align="left",
             )
         )
+    if report.emotion is not None:
+        parts.append(Panel(Text(_emotions(report.emotion)), title_align="left",
+                           title=f"emotion (never scored) · {report.emotion['dominant_emotion']}"
+                                 f" · {report.emotion.get('turns_with_data', 0)} turn(s)"))
     mean = "-" if report.turn_score_mean is None else f"{report.turn_score_mean:.1f}"
     parts.append(Text(f"mean turn score {mean} · flags: {', '.join(report.flags) or 'none'}"))
     return Group(*parts)

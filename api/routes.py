@@ -139,7 +139,8 @@ async def answer(
     dropped connection returns the current step (idempotent on session, turn and answer).
     """
     step = await app.interviews.answer(
-        session_id, body.answer, body.stop, turn=turn, tenant=caller.tenant
+        session_id, body.answer, body.stop, turn=turn, tenant=caller.tenant,
+        emotion=body.emotion.summary() if body.emotion is not None else None,
     )
     return _step_out(step)
 

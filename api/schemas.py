@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -32,6 +33,13 @@ from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
 from nodes.judges.llm.prompts import LANGUAGE_NAMES
 from nodes.judges.rubrics import available_positions
+from storage.emotions import (
+    FACIAL_MAX_BYTES,
+    FACIAL_MAX_DEPTH,
+    check_facial_data,
+    emotion_vocabulary,
+)
+from storage.errors import InvalidEmotionError
 from storage.settings import DEFAULT_TENANT
 from storage.text import text_problem
 
@@ -153,6 +161,81 @@ Tags = Annotated[
 ]
 
 
+#: Emotions of seed 000 §4.2 summaries (storage/data/emotions.json).
+Emotion = StrEnum("Emotion", {name: name for name in emotion_vocabulary()})  # type: ignore[misc]
+EmotionScore = Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _facial_value_schema(levels: int) -> dict[str, Any]:
+    """JSON schema of a value nested `levels` more containers deep at most (no NUL text)."""
+    options: list[dict[str, Any]] = [
+        {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "string", "pattern": TEXT_PATTERN},
+    ]
+    if levels > 0:
+        inner = _facial_value_schema(levels - 1)
+        options += [{"type": "array", "items": inner},
+                    {"type": "object", "additionalProperties": inner,
+                     "propertyNames": {"pattern": TEXT_PATTERN}}]
+    return {"anyOf": options}
+
+
+def _facial(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_facial_data(value, "facial_expression_data")
+    except InvalidEmotionError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+FacialData = Annotated[
+    dict[str, Any],
+    AfterValidator(_facial),
+    WithJsonSchema({
+        "type": "object", "propertyNames": {"pattern": TEXT_PATTERN},
+        "additionalProperties": _facial_value_schema(FACIAL_MAX_DEPTH - 1),
+        "description": f"The analyser's own data, any JSON object: at most {FACIAL_MAX_DEPTH} "
+        f"levels deep and {FACIAL_MAX_BYTES} bytes of JSON.",
+    }),
+]
+
+
+class EmotionIn(BaseModel):
+    """Seed 000 §4.2 emotion summary of one answer, from the platform's own analysis.
+
+    Stored with the answer and summarised on the session; the judges never read it.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # "dominant_emotion is one of the scored emotions" is not in the JSON schema: its
+            # exact form (one anyOf branch per emotion) made Schemathesis's generator merge
+            # schemas until it failed. The server checks it (422 naming the field).
+            "examples": [{"dominant_emotion": "confidence",
+                          "emotion_scores": {"confidence": 0.85, "nervousness": 0.1,
+                                             "excitement": 0.05}}],
+        },
+    )
+
+    emotion_scores: dict[Emotion, EmotionScore] = Field(
+        min_length=1, description="Score of each detected emotion, 0-1 (known names only).")
+    dominant_emotion: Emotion = Field(
+        description="One of the scored emotions (a key of emotion_scores), else 422.")
+    facial_expression_data: FacialData | None = None
+
+    @field_validator("dominant_emotion")
+    @classmethod
+    def _scored(cls, value: Emotion, info: ValidationInfo) -> Emotion:
+        scores = info.data.get("emotion_scores")
+        if scores is not None and value not in scores:
+            raise ValueError("must be one of the scored emotions")
+        return value
+
+    def summary(self) -> dict[str, Any]:
+        """The summary as plain JSON (what the facade and the database take)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class StartInterview(BaseModel):
     """Open a new interview session."""
 
@@ -172,7 +255,8 @@ class AnswerIn(BaseModel):
 
     `answer` is required unless `stop` is true: `{"answer": "..."}`, `{"answer": "...",
     "stop": true}` (answer, then end) and `{"stop": true}` (end now) are accepted; `{}` and
-    `{"stop": false}` are refused with 422 `field: body.answer`.
+    `{"stop": false}` are refused with 422 `field: body.answer`. `emotion` (optional) goes
+    with an answer.
     """
 
     model_config = ConfigDict(
@@ -180,7 +264,8 @@ class AnswerIn(BaseModel):
         json_schema_extra={
             "anyOf": [
                 {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
-                {"required": ["stop"], "properties": {"stop": {"const": True}}},
+                {"required": ["stop"], "properties": {"stop": {"const": True},
+                                                      "emotion": {"type": "null"}}},
             ],
             "examples": [{"answer": "I would add an index on (user_id, created_at)..."},
                          {"stop": True}],
@@ -190,12 +275,21 @@ class AnswerIn(BaseModel):
     stop: StrictBool = Field(default=False, description="End the interview (after the answer, "
                              "if one is given).")
     answer: Answer | None = Field(default=None, validate_default=True)
+    emotion: EmotionIn | None = Field(
+        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged.")
 
     @field_validator("answer")
     @classmethod
     def _required_unless_stop(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None and info.data.get("stop") is not True:
             raise ValueError("answer is required unless stop is true")
+        return value
+
+    @field_validator("emotion")
+    @classmethod
+    def _with_an_answer(cls, value: EmotionIn | None, info: ValidationInfo) -> EmotionIn | None:
+        if value is not None and info.data.get("answer") is None:
+            raise ValueError("emotion describes an answer: send it with the answer")
         return value
 
 
@@ -206,6 +300,15 @@ class TranscriptTurnIn(BaseModel):
 
     question: Question
     answer: Answer
+    emotion: EmotionIn | None = Field(
+        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged.")
+
+    def item(self) -> TranscriptItem:
+        """The facade's transcript item."""
+        item = TranscriptItem(question=self.question, answer=self.answer)
+        if self.emotion is not None:
+            item["emotion"] = self.emotion.summary()
+        return item
 
 
 class SubmitTranscript(BaseModel):
@@ -233,8 +336,7 @@ class SubmitTranscript(BaseModel):
             participant_id=self.participant_id, position=self.position.value,
             language=self.language.value, exam_id=self.exam_id, session_id=self.session_id,
             reevaluate=self.reevaluate,
-            transcript=[TranscriptItem(question=t.question, answer=t.answer)
-                        for t in self.transcript],
+            transcript=[t.item() for t in self.transcript],
             run=self.run, tags=self.tags, tenant=tenant,
         )
 
@@ -283,6 +385,8 @@ class TurnReportOut(BaseModel):
     question: str
     answer: str | None
     evaluation: dict[str, Any] | None
+    emotion: dict[str, Any] | None = Field(
+        default=None, description="Emotion summary sent with the answer (seed 000 §4.2).")
 
 
 class ReportOut(BaseModel):
@@ -307,6 +411,11 @@ class ReportOut(BaseModel):
     callback: dict[str, Any] | None = Field(
         default=None, description="Callback delivery: url, attempts, last outcome, delivered"
     )
+
+    emotion: dict[str, Any] | None = Field(
+        default=None, description="Set when the session closed, if any answer had an emotion "
+        "summary: {dominant_emotion, emotion_scores: mean per emotion over those turns, "
+        "turns_with_data}.")
 
 
 class QueuedOut(BaseModel):

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
 from nodes.judges.rubrics import available_positions
+from storage.emotions import check_emotion as check_emotion_summary
+from storage.errors import InvalidEmotionError
 from storage.text import text_problem
 
 #: Languages the judges and the question bank speak.
@@ -123,18 +125,38 @@ def check_max_turns(value: object) -> int:
     return value
 
 
-def check_answer(answer: object, stop: object) -> tuple[str | None, bool]:
-    """An interview answer (or none with stop=true)."""
+def check_emotion(field: str, value: object) -> dict[str, Any] | None:
+    """An optional emotion summary (seed 000 §4.2), normalised; None when absent.
+
+    The rules are storage's (`storage.emotions.check_emotion`: known emotions only, scores
+    in [0, 1], the dominant emotion among the scored ones, bounded JSON facial data); a
+    refusal names the exact field, e.g. `emotion.emotion_scores.joy`.
+    """
+    if value is None:
+        return None
+    try:
+        return check_emotion_summary(value, field)
+    except InvalidEmotionError as exc:
+        raise InvalidRequestError(exc.field, str(exc).removeprefix(exc.field).strip()) from exc
+
+
+def check_answer(
+    answer: object, stop: object, emotion: object = None
+) -> tuple[str | None, bool, dict[str, Any] | None]:
+    """An interview answer (or none with stop=true) and its optional emotion summary."""
     stop = check_flag("stop", stop)
+    summary = check_emotion("emotion", emotion)
     if answer is None:
         if not stop:
             raise InvalidRequestError("answer", "is required unless stop is true")
-        return None, stop
-    return check_str("answer", answer, max_chars=MAX_ANSWER_CHARS), stop
+        if summary is not None:
+            raise InvalidRequestError("emotion", "describes an answer: send it with the answer")
+        return None, stop, None
+    return check_str("answer", answer, max_chars=MAX_ANSWER_CHARS), stop, summary
 
 
 def check_transcript(transcript: object) -> list[TranscriptItem]:
-    """A complete transcript: 1..MAX_TRANSCRIPT_TURNS turns of {question, answer}."""
+    """A complete transcript: 1..MAX_TRANSCRIPT_TURNS turns of {question, answer, emotion?}."""
     if isinstance(transcript, str | bytes) or not isinstance(transcript, Sequence):
         raise InvalidRequestError("transcript", "must be a list of {question, answer}")
     if not 1 <= len(transcript) <= MAX_TRANSCRIPT_TURNS:
@@ -146,14 +168,18 @@ def check_transcript(transcript: object) -> list[TranscriptItem]:
         where = f"transcript[{index}]"
         if not isinstance(item, dict):
             raise InvalidRequestError(where, "must be an object {question, answer}")
-        extra = set(item) - {"question", "answer"}
+        extra = set(item) - {"question", "answer", "emotion"}
         if extra:
             raise InvalidRequestError(where, f"has unknown keys {sorted(map(str, extra))}")
         question: Any = item.get("question")
         answer: Any = item.get("answer")
         check_str(f"{where}.question", question, max_chars=MAX_QUESTION_CHARS)
         check_str(f"{where}.answer", answer, max_chars=MAX_ANSWER_CHARS)
-        items.append(TranscriptItem(question=question, answer=answer))
+        item_out = TranscriptItem(question=question, answer=answer)
+        emotion = check_emotion(f"{where}.emotion", item.get("emotion"))
+        if emotion is not None:
+            item_out["emotion"] = emotion
+        items.append(item_out)
     return items
 
 

@@ -34,6 +34,8 @@ class TranscriptItem(TypedDict):
 
     question: str
     answer: str
+    emotion: NotRequired[dict[str, Any] | None]
+    """Seed 000 §4.2 emotion summary of the answer: stored with it, never judged."""
 
 
 class TurnScore(TypedDict):

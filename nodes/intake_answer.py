@@ -13,12 +13,15 @@ Resume with `Command(resume=...)` and one of:
 - a string: the answer;
 - `{"answer": "...", "stop": true}`: the answer, then end the interview early;
 - `{"stop": true}`: end the interview now without answering.
+Any dict with an answer may also carry `"emotion"`: the platform's emotion summary of the
+answer (seed 000 §4.2, checked by `storage.emotions.check_emotion`). It is stored on the turn's
+message only; it never enters the state the judges read.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -26,7 +29,8 @@ from langgraph.types import interrupt
 from graph.context import Context
 from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
-from storage.errors import InvalidTextError, TurnConflictError
+from storage.emotions import check_emotion
+from storage.errors import InvalidEmotionError, InvalidTextError, TurnConflictError
 from storage.text import text_problem
 from storage.views import TurnView
 
@@ -37,15 +41,32 @@ class InvalidAnswerError(ValueError):
     """The resume value is not an answer this node understands."""
 
 
-def parse_resume(value: object) -> tuple[str | None, bool]:
-    """(answer or None, stop requested) from a resume value; `InvalidAnswerError` otherwise."""
+class Resume(NamedTuple):
+    """A resume value, parsed."""
+
+    answer: str | None
+    stop: bool
+    emotion: dict[str, Any] | None = None
+
+
+def parse_resume(value: object) -> Resume:
+    """The answer (or None), the stop request and the emotion summary of a resume value.
+
+    Raises `InvalidAnswerError` (or `InvalidEmotionError`, naming the field) otherwise.
+    """
+    emotion: dict[str, Any] | None = None
     if isinstance(value, str):
         answer: object = value
         stop = False
     elif isinstance(value, dict):
-        unknown = set(value) - {"answer", "stop"}
+        unknown = set(value) - {"answer", "stop", "emotion"}
         if unknown:
-            raise InvalidAnswerError(f"unknown resume keys {sorted(unknown)}; use answer, stop")
+            raise InvalidAnswerError(
+                f"unknown resume keys {sorted(map(str, unknown))}; use answer, stop, emotion")
+        if value.get("emotion") is not None:
+            if value.get("answer") is None:
+                raise InvalidAnswerError("emotion describes an answer: send it with 'answer'")
+            emotion = check_emotion(value["emotion"])
         answer = value.get("answer")
         stop_value = value.get("stop", False)
         if not isinstance(stop_value, bool):
@@ -68,16 +89,16 @@ def parse_resume(value: object) -> tuple[str | None, bool]:
         problem = text_problem(answer)
         if problem is not None:
             raise InvalidAnswerError(f"answer {problem}")
-    return answer, stop
+    return Resume(answer, stop, emotion)
 
 
 async def _record(
-    state: InterviewState, runtime: Runtime[Context], turn: int, answer: str
+    state: InterviewState, runtime: Runtime[Context], turn: int, resume: Resume
 ) -> TurnView:
     services = await resolve_services(runtime.context)
-    assert state.session_id is not None
+    assert state.session_id is not None and resume.answer is not None
     return await services.storage.sessions.record_answer(
-        uuid.UUID(state.session_id), turn, answer
+        uuid.UUID(state.session_id), turn, resume.answer, resume.emotion
     )
 
 
@@ -102,11 +123,11 @@ async def intake_answer(state: InterviewState, runtime: Runtime[Context]) -> dic
         prompt["error"] = state.answer_error
     value = interrupt(prompt)
     try:
-        answer, stop = parse_resume(value)
-        if answer is None:
+        resume = parse_resume(value)
+        if resume.answer is None:
             return {"stop_requested": True, "answer_error": None}
-        stored = await _record(state, runtime, current["turn"], answer)
-    except (InvalidAnswerError, InvalidTextError, TurnConflictError) as exc:
+        stored = await _record(state, runtime, current["turn"], resume)
+    except (InvalidAnswerError, InvalidEmotionError, InvalidTextError, TurnConflictError) as exc:
         # Ask again, saying what was wrong: a refused value never stays pending (a raise
         # here would leave it in the checkpoint, to fail every later resume).
         return {"answer_error": str(exc)}
@@ -117,4 +138,4 @@ async def intake_answer(state: InterviewState, runtime: Runtime[Context]) -> dic
         category=current["category"],
         answer=stored.answer_text,
     )
-    return {"turns": [record], "stop_requested": stop, "answer_error": None}
+    return {"turns": [record], "stop_requested": resume.stop, "answer_error": None}

@@ -67,3 +67,11 @@ class InvalidDetailsError(StorageError):
 
 class SessionIncompleteError(StorageError):
     """`close_session` was asked before every evaluation is stored."""
+
+
+class InvalidEmotionError(StorageError, ValueError):
+    """An emotion summary that breaks the seed 000 §4.2 rules; `field` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer
 
 from storage.database import Database
+from storage.emotions import summarise
 from storage.errors import (
     EvaluationTypeError,
     InvalidDetailsError,
@@ -122,9 +123,26 @@ _UPSERT_HOLISTIC = text(
 )
 
 _END_SESSION = text(
-    "UPDATE prompt_sessions SET ended_at = now(), updated_at = now() "
-    "WHERE id = :id RETURNING ended_at"
-).bindparams(bindparam("id", type_=UUID(as_uuid=True)))
+    "UPDATE prompt_sessions SET ended_at = now(), updated_at = now(), "
+    "emotion_summary = :emotion WHERE id = :id RETURNING ended_at"
+).bindparams(
+    bindparam("id", type_=UUID(as_uuid=True)),
+    bindparam("emotion", type_=JSONB(none_as_null=True)),
+)
+
+
+async def _session_emotion(s: AsyncSession, session_id: uuid.UUID) -> dict[str, Any] | None:
+    """Seed 000 §4.2 summary of the session: means over its answered turns with data."""
+    rows = await s.scalars(
+        select(PromptMessage.emotion_summary)
+        .where(
+            PromptMessage.session_id == session_id,
+            PromptMessage.answer_text.is_not(None),
+            PromptMessage.emotion_summary.is_not(None),
+        )
+        .order_by(PromptMessage.turn)
+    )
+    return summarise([row for row in rows if row is not None])
 
 
 def _saved(result: Result[Any]) -> list[SavedEvaluation]:
@@ -332,7 +350,8 @@ class EvaluationStorageService:
                 raise SessionIncompleteError(
                     f"session {session_id} cannot be closed: {'; '.join(parts)}"
                 )
-            ended_at = await s.scalar(_END_SESSION, {"id": session_id})
+            emotion = await _session_emotion(s, session_id)
+            ended_at = await s.scalar(_END_SESSION, {"id": session_id, "emotion": emotion})
             assert isinstance(ended_at, datetime)
             return ended_at
 
@@ -366,6 +385,6 @@ class EvaluationStorageService:
                     f"session {session_id} cannot be abandoned: turn {answered} is answered; "
                     "evaluate it and close the session instead"
                 )
-            ended_at = await s.scalar(_END_SESSION, {"id": session_id})
+            ended_at = await s.scalar(_END_SESSION, {"id": session_id, "emotion": None})
             assert isinstance(ended_at, datetime)
             return ended_at

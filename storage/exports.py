@@ -1,7 +1,8 @@
 """Read stored evaluations as flat rows for exports (CSV, Parquet, JSONL) and notebooks.
 
 One row per evaluation (TURN_EVAL and HOLISTIC_FLOW), joined with its session and, for a
-TURN_EVAL, the turn's question and answer. Filters: the run name and tags kept in the
+TURN_EVAL, the turn's question, answer and emotion summary (for a HOLISTIC_FLOW, the
+session's aggregated one). Filters: the run name and tags kept in the
 session's metadata, and a lower bound on the evaluation's time.
 """
 
@@ -36,6 +37,8 @@ class EvaluationRecord:
     answer: str | None
     details: dict[str, Any]
     created_at: datetime
+    emotion: dict[str, Any] | None = None
+    """Seed 000 §4.2: the turn's summary (TURN_EVAL) or the session's means (HOLISTIC_FLOW)."""
 
 
 async def evaluation_records(
@@ -85,6 +88,8 @@ async def evaluation_records(
                 answer=message.answer_text if message is not None else None,
                 details=dict(evaluation.details),
                 created_at=evaluation.created_at,
+                emotion=(message.emotion_summary if message is not None
+                         else prompt_session.emotion_summary),
             )
             for evaluation, prompt_session, message in result.all()
         ]

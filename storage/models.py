@@ -78,12 +78,23 @@ evaluation_type_enum = Enum(
 )
 
 
+#: What the database insists on for an emotion summary (the full rules: storage.emotions).
+EMOTION_SHAPE = (
+    "emotion_summary IS NULL OR (jsonb_typeof(emotion_summary) = 'object'"
+    " AND emotion_summary ? 'dominant_emotion'"
+    " AND jsonb_typeof(emotion_summary->'dominant_emotion') = 'string'"
+    " AND emotion_summary ? 'emotion_scores'"
+    " AND jsonb_typeof(emotion_summary->'emotion_scores') = 'object')"
+)
+
+
 class PromptSession(TimestampMixin, Base):
     """One interview attempt. A retry is a new session; an ended session never reopens."""
 
     __tablename__ = "prompt_sessions"
     __table_args__ = (
         CheckConstraint("max_turns >= 1", name="max_turns_positive"),
+        CheckConstraint(EMOTION_SHAPE, name="emotion_summary_shape"),
         Index(None, "participant_id", "started_at"),
     )
 
@@ -108,6 +119,9 @@ class PromptSession(TimestampMixin, Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emotion_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    """Seed 000 §4.2, aggregated over the answered turns when the session closes (None: no
+    turn had data): mean score per emotion, the dominant one, `turns_with_data`."""
 
     messages: Mapped[list[PromptMessage]] = relationship(
         back_populates="session", order_by="PromptMessage.turn", passive_deletes=True
@@ -121,6 +135,7 @@ class PromptMessage(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "turn"),
         CheckConstraint("turn >= 1", name="turn_positive"),
+        CheckConstraint(EMOTION_SHAPE, name="emotion_summary_shape"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -137,6 +152,9 @@ class PromptMessage(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emotion_summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    """Seed 000 §4.2 summary sent with the answer (optional; `storage.emotions` checks it).
+    Never read by a judge."""
 
     session: Mapped[PromptSession] = relationship(back_populates="messages")
 

@@ -32,7 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
 from storage.database import Database, DatabaseUrls
+from storage.emotions import check_emotion
 from storage.models import PromptSession
+from storage.sessions import TranscriptTurn
 from storage.settings import DEFAULT_TENANT
 from storage.text import check_text
 
@@ -77,12 +79,13 @@ _INSERT_SESSIONS_SQL = text(
 
 _INSERT_MESSAGES_SQL = text(
     """
-    INSERT INTO prompt_messages (session_id, turn, question_text, answer_text, answered_at)
-    SELECT session_id, turn, question, answer, now()
+    INSERT INTO prompt_messages
+           (session_id, turn, question_text, answer_text, emotion_summary, answered_at)
+    SELECT session_id, turn, question, answer, emotion, now()
       FROM unnest(
         CAST(:sessions AS uuid[]), CAST(:turns AS int[]),
-        CAST(:questions AS text[]), CAST(:answers AS text[])
-      ) AS m(session_id, turn, question, answer)
+        CAST(:questions AS text[]), CAST(:answers AS text[]), CAST(:emotions AS jsonb[])
+      ) AS m(session_id, turn, question, answer, emotion)
     ON CONFLICT (session_id, turn) DO NOTHING
     """
 )
@@ -132,6 +135,15 @@ def open_queue_app(urls: DatabaseUrls) -> App:
     return App(connector=PsycopgConnector(conninfo=urls.libpq))
 
 
+def _emotion(number: int, turn: TranscriptTurn) -> str | None:
+    """The turn's texts checked and its emotion summary as JSON text (None: no data)."""
+    check_text(f"transcript[{number}].question_text", turn.question_text)
+    check_text(f"transcript[{number}].answer_text", turn.answer_text)
+    if turn.emotion is None:
+        return None
+    return json.dumps(check_emotion(turn.emotion, f"transcript[{number}].emotion"))
+
+
 @dataclass(frozen=True)
 class QueuedTranscript:
     """A validated submission to store and evaluate in the background."""
@@ -141,7 +153,7 @@ class QueuedTranscript:
     position: str
     language: str
     exam_id: str | None
-    turns: Sequence[tuple[str, str]]  # (question, answer), numbered from 1
+    turns: Sequence[TranscriptTurn]  # numbered from 1; emotions checked by storage.emotions
     tenant: str = DEFAULT_TENANT
     metadata: dict[str, Any] = field(default_factory=dict)  # run name and tags
     reevaluate: bool = False
@@ -196,14 +208,10 @@ class JobQueue:
         """
         if not submissions:
             return []
-        for item in submissions:
-            for number, (question, answer) in enumerate(item.turns, start=1):
-                check_text(f"transcript[{number}].question_text", question)
-                check_text(f"transcript[{number}].answer_text", answer)
         messages = [
-            (item.session_id, number, question, answer)
+            (item.session_id, number, turn.question_text, turn.answer_text, _emotion(number, turn))
             for item in submissions
-            for number, (question, answer) in enumerate(item.turns, start=1)
+            for number, turn in enumerate(item.turns, start=1)
         ]
         async with self._db.transaction() as s:
             # Arrays and unnest: a few parameters whatever the batch size (hundreds of
@@ -228,6 +236,7 @@ class JobQueue:
                     "turns": [m[1] for m in messages],
                     "questions": [m[2] for m in messages],
                     "answers": [m[3] for m in messages],
+                    "emotions": [m[4] for m in messages],
                 },
             )
             return await self._defer(

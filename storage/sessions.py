@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
+from storage.emotions import check_emotion
 from storage.errors import (
     SessionEndedError,
     SessionNotFoundError,
@@ -38,6 +39,8 @@ class TranscriptTurn:
     question_text: str
     answer_text: str
     question_id: int | None = None
+    emotion: dict[str, Any] | None = None
+    """Seed 000 §4.2 emotion summary of the answer (checked by `storage.emotions`)."""
 
 
 def _session_view(row: PromptSession) -> SessionView:
@@ -52,6 +55,7 @@ def _session_view(row: PromptSession) -> SessionView:
         started_at=row.started_at,
         ended_at=row.ended_at,
         tenant=row.tenant,
+        emotion_summary=row.emotion_summary,
     )
 
 
@@ -63,6 +67,7 @@ def _turn_view(row: PromptMessage) -> TurnView:
         answer_text=row.answer_text,
         asked_at=row.asked_at,
         answered_at=row.answered_at,
+        emotion=row.emotion_summary,
     )
 
 
@@ -231,9 +236,21 @@ class SessionStore:
                 )
             return _turn_view(row)
 
-    async def record_answer(self, session_id: uuid.UUID, turn: int, answer_text: str) -> TurnView:
-        """Store the answer of `turn`; repeating the same answer is a no-op."""
+    async def record_answer(
+        self,
+        session_id: uuid.UUID,
+        turn: int,
+        answer_text: str,
+        emotion: dict[str, Any] | None = None,
+    ) -> TurnView:
+        """Store the answer of `turn` (and its emotion summary); repeating it is a no-op.
+
+        A different answer, or an emotion summary different from the stored one, for a turn
+        already answered is a `TurnConflictError`; a repeat without `emotion` is a repeat.
+        """
         check_text("answer_text", answer_text)
+        if emotion is not None:
+            emotion = check_emotion(emotion)
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             row = await s.scalar(
@@ -246,9 +263,14 @@ class SessionStore:
             if row.answer_text is None:
                 row.answer_text = answer_text
                 row.answered_at = await s.scalar(select(func.now()))
+                row.emotion_summary = emotion
             elif row.answer_text != answer_text:
                 raise TurnConflictError(
                     f"turn {turn} of session {session_id} already has a different answer"
+                )
+            elif emotion is not None and row.emotion_summary != emotion:
+                raise TurnConflictError(
+                    f"turn {turn} of session {session_id} already has a different emotion"
                 )
             return _turn_view(row)
 
@@ -262,9 +284,12 @@ class SessionStore:
         """
         if not turns:
             raise ValueError("a transcript needs at least one turn")
+        emotions: list[dict[str, Any] | None] = []
         for number, item in enumerate(turns, start=1):
             check_text(f"transcript[{number}].question_text", item.question_text)
             check_text(f"transcript[{number}].answer_text", item.answer_text)
+            emotions.append(None if item.emotion is None
+                            else check_emotion(item.emotion, f"transcript[{number}].emotion"))
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             existing = {
@@ -274,7 +299,7 @@ class SessionStore:
                 )
             }
             new_rows = []
-            for number, item in enumerate(turns, start=1):
+            for number, (item, emotion) in enumerate(zip(turns, emotions, strict=True), start=1):
                 row = existing.get(number)
                 if row is None:
                     new_rows.append(
@@ -285,6 +310,7 @@ class SessionStore:
                             "question_text": item.question_text,
                             "answer_text": item.answer_text,
                             "answered_at": func.now(),
+                            "emotion_summary": emotion,
                         }
                     )
                     continue
@@ -296,11 +322,16 @@ class SessionStore:
                     await s.execute(
                         update(PromptMessage)
                         .where(PromptMessage.id == row.id)
-                        .values(answer_text=item.answer_text, answered_at=func.now())
+                        .values(answer_text=item.answer_text, answered_at=func.now(),
+                                emotion_summary=emotion)
                     )
                 elif row.answer_text != item.answer_text:
                     raise TurnConflictError(
                         f"turn {number} of session {session_id} already has a different answer"
+                    )
+                elif row.emotion_summary != emotion:
+                    raise TurnConflictError(
+                        f"turn {number} of session {session_id} already has a different emotion"
                     )
             if new_rows:
                 await s.execute(insert(PromptMessage).values(new_rows))

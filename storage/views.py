@@ -28,6 +28,8 @@ class SessionView:
     started_at: datetime
     ended_at: datetime | None
     tenant: str = "default"
+    emotion_summary: dict[str, Any] | None = None
+    """Seed 000 §4.2 means over the answered turns, set when the session closes."""
 
     @property
     def is_ended(self) -> bool:
@@ -45,6 +47,8 @@ class TurnView:
     answer_text: str | None
     asked_at: datetime
     answered_at: datetime | None
+    emotion: dict[str, Any] | None = None
+    """The emotion summary sent with the answer (seed 000 §4.2), if any."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The shape of an evaluation's `details` JSONB, shared by every judge.
 
 `score` (0-100) and `analysis` are required (the database CHECK insists); the rest follows
-seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics), plus what
+seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics, intent,
+intent_types: see `nodes.judges.intents`), plus what
 an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
 injection (`flags`), token `usage` and `latency_ms`.
 """
@@ -47,6 +48,11 @@ class EvaluationDetails(BaseModel):
     strengths: list[str] = Field(default_factory=list)
     improvements: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
+    intent: str | None = Field(default=None, description="TURN_EVAL: the question's category.")
+    intent_types: list[str] = Field(
+        default_factory=list,
+        description="TURN_EVAL: what the answer did (closed vocabulary, nodes.judges.intents)",
+    )
     flags: list[str] = Field(
         default_factory=list,
         description="e.g. 'prompt_injection:score_demand'; see nodes.judges.injection",

@@ -25,6 +25,7 @@ class BankEntry:
     language: str
     text: str
     points: tuple[str, ...]
+    category: str = ""
 
 
 @cache
@@ -32,7 +33,7 @@ def bank_entries() -> tuple[BankEntry, ...]:
     """The packaged bank (read once)."""
     return tuple(
         BankEntry(position=q.position, language=q.language, text=q.text,
-                  points=q.expected_points)
+                  points=q.expected_points, category=q.category)
         for q in load_bank()
     )
 

@@ -168,11 +168,22 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
     start = schemas["StartInterview"]["properties"]
     assert start["position"]["$ref"].endswith("/Position")
     assert start["max_turns"]["type"] == "integer"
-    # `{}` is not a valid /answers body, in the schema as on the server.
+    # `{}` is not a valid /answers body, nor an emotion without an answer, in the schema as
+    # on the server.
     assert schemas["AnswerIn"]["anyOf"] == [
         {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
-        {"required": ["stop"], "properties": {"stop": {"const": True}}},
+        {"required": ["stop"], "properties": {"stop": {"const": True},
+                                              "emotion": {"type": "null"}}},
     ]
+    # Emotion summaries: known names only, scores in [0, 1], the dominant one scored.
+    emotion = schemas["EmotionIn"]
+    assert emotion["additionalProperties"] is False
+    assert "joy" in schemas["Emotion"]["enum"] and "happiness" not in schemas["Emotion"]["enum"]
+    scores = emotion["properties"]["emotion_scores"]
+    assert scores["propertyNames"]["$ref"].endswith("/Emotion") and scores["minProperties"] == 1
+    assert (scores["additionalProperties"]["minimum"],
+            scores["additionalProperties"]["maximum"]) == (0, 1)
+    assert "scored emotions" in emotion["properties"]["dominant_emotion"]["description"]
     for name in ("participant_id",):
         assert start[name]["pattern"] == "^[^\\x00]*$" and start[name]["not"]
 

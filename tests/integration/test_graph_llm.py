@@ -15,6 +15,7 @@ from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.client import make_chat_model
 from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement
+from nodes.judges.llm.prompts import PROMPT_VERSION
 from nodes.question_generation import BankQuestionGenerator
 from storage.models import EvaluationType
 from storage.services import Storage
@@ -76,7 +77,9 @@ async def test_submission_with_fake_chat_model(storage: Storage) -> None:
     assert len(model.calls_for(TurnJudgement)) == 3 and len(model.calls_for(FlowJudgement)) == 1
     rows = await storage.evaluations.list_evaluations(session_id)
     assert [(e.turn, e.score) for e in rows] == [(1, 80), (2, 80), (3, 80), (None, 70)]
-    assert rows[0].details["judge"] == {"kind": "llm", "model": "fake", "prompt_version": "v2"}
+    assert rows[0].details["judge"] == {
+        "kind": "llm", "model": "fake", "prompt_version": PROMPT_VERSION
+    }
     assert rows[0].details["rubrics"]["relevance"]["reason"] == "on topic"
 
 

@@ -68,7 +68,9 @@ async def test_notebooks_run_idempotently_and_plot(
 
     analyse = execute("02_analyse_scores.ipynb")
     assert f"run {run!r}: 30 sessions" in printed(analyse)
-    assert len(outputs(analyse, "image/png")) == 5, "expected five plots"
+    assert len(outputs(analyse, "image/png")) == 6, "expected six plots"
+    # a third of the samples carry emotion summaries: plotted, never judged
+    assert "emotion: 35 of 105 turns have an emotion summary" in printed(analyse)
     assert len(outputs(analyse, "text/html")) >= 3, "expected the tables"
     for notebook in (first, again, analyse):
         assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"

@@ -68,9 +68,9 @@ def test_after_question_and_answer() -> None:
 
 
 def test_parse_resume() -> None:
-    assert parse_resume("hello") == ("hello", False)
-    assert parse_resume({"answer": "x", "stop": True}) == ("x", True)
-    assert parse_resume({"stop": True}) == (None, True)
+    assert parse_resume("hello") == ("hello", False, None)
+    assert parse_resume({"answer": "x", "stop": True}) == ("x", True, None)
+    assert parse_resume({"stop": True}) == (None, True, None)
     for bad in (42, {"answer": 1}, {}, {"answr": "x"}, "x" * 20_001, "a\x00b", "\ud800",
                 " ", {"stop": "yes"}):
         with pytest.raises(InvalidAnswerError):

@@ -360,3 +360,68 @@ async def test_single_turn_conversation(judge: HeuristicJudge) -> None:
     )
     assert "single turn" in details.rubrics["depth_progression"].reason
     assert 0 < details.score <= 100
+
+
+# ------------------------------------------------------------------- seed-shaped details
+
+SEED_KEYS = ("score", "analysis", "feedback", "keywords", "strengths", "improvements",
+             "intent", "intent_types")
+HANGUL_RE = re.compile(r"[\uac00-\ud7a3]")
+
+
+def _seed_shaped(details: EvaluationDetails) -> dict[str, Any]:
+    from nodes.judges.intents import intent_vocabulary
+
+    stored = details.to_json()
+    for key in SEED_KEYS:
+        assert key in stored, key
+    assert isinstance(stored["feedback"], str) and stored["feedback"]
+    for key in ("keywords", "strengths", "improvements", "intent_types"):
+        assert isinstance(stored[key], list), key
+    assert isinstance(stored["intent"], str) and stored["intent"]
+    assert set(stored["intent_types"]) <= set(intent_vocabulary())
+    return stored
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+async def test_every_turn_eval_is_seed_shaped(judge: HeuristicJudge, language: str) -> None:
+    pair = next(p for p in PAIRS if p["language"] == language)
+    good = _seed_shaped(await judge.evaluate_turn(turn(pair, pair["better"])))
+    assert good["intent_types"] and "declined" not in good["intent_types"]
+    declined = "I don't know." if language == "en" else "잘 모르겠습니다."
+    shy = _seed_shaped(await judge.evaluate_turn(turn(pair, declined)))
+    assert shy["intent_types"] == ["declined"]
+    empty = _seed_shaped(await judge.evaluate_turn(turn(pair, " ")))
+    assert empty["intent_types"] == ["no_answer"]
+    if language == "ko":
+        for stored in (good, shy, empty):
+            assert HANGUL_RE.search(stored["analysis"]) and HANGUL_RE.search(stored["feedback"])
+
+
+async def test_intent_is_the_question_category(judge: HeuristicJudge) -> None:
+    pair = PAIRS[0]
+    assert (await judge.evaluate_turn(turn(pair, pair["better"], category="Trouble Shooting"))
+            ).intent == "trouble_shooting"
+    free = TurnCase(position="backend", language="en", turn=1, question="Anything to add?",
+                    answer="Nothing more, thanks.")
+    assert (await judge.evaluate_turn(free)).intent == "general"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("We chose PostgreSQL rather than MongoDB because the ledger needs transactions; the "
+         "trade-off was harder horizontal scaling, which we accepted.",
+         {"compared_options", "explained"}),
+        ("First, I reproduce the issue with a load test. Then I profile the service, and "
+         "finally I fix the slowest query and measure again.", {"described_steps"}),
+        ("PostgreSQL 대신 MongoDB를 검토했지만 트랜잭션이 필요했기 때문에 "
+         "PostgreSQL을 선택했습니다. 먼저 부하 테스트를 하고, 다음으로 병목을 측정했습니다.",
+         {"compared_options", "explained", "described_steps"}),
+    ],
+)
+async def test_cue_intents_in_both_languages(judge: HeuristicJudge, answer: str,
+                                             expected: set[str]) -> None:
+    from nodes.judges.intents import cue_intents
+
+    assert expected <= set(cue_intents(answer))

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from nodes.judges import guards as guard_rules
 from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore
@@ -44,6 +44,13 @@ from nodes.judges.heuristic.features import (
 )
 from nodes.judges.heuristic.turn import Measured, Scored, relevance_score, score_answer
 from nodes.judges.injection import InjectionScan, scan
+from nodes.judges.intents import (
+    GUARD_INTENTS,
+    INJECTION_INTENT,
+    cue_intents,
+    ordered,
+    question_intent,
+)
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.reference import BankEntry, exact_entry, position_entries
 from nodes.judges.rubrics import Rubric, UnknownPositionError, available_positions, load_rubric
@@ -367,9 +374,31 @@ class HeuristicJudge:
         return TurnResult(details=details, scored=scored, inspection=inspection,
                           answer_vector=vector)
 
+    @staticmethod
+    def intents(case: TurnCase, inspection: Inspection, scored: Scored | None,
+                ) -> dict[str, Any]:
+        """`intent` (the question's category) and `intent_types` (what the answer did)."""
+        entry = inspection.reference.entry
+        types = [GUARD_INTENTS[f.kind] for f in inspection.findings if f.kind in GUARD_INTENTS]
+        if inspection.scan.flagged:
+            types.append(INJECTION_INTENT)
+        if scored is not None and inspection.clear is None:
+            types += cue_intents(inspection.scan.cleaned)
+            if scored.markers:
+                types.append("gave_example")
+            if scored.figures:
+                types.append("cited_figures")
+            if scored.terms:
+                types.append("used_technical_terms")
+            if scored.words >= calibration().ideal_words[0] and scored.communication >= 60:
+                types.append("explained")  # a developed answer in real sentences
+        return {"intent": question_intent(case.category, entry.category if entry else None),
+                "intent_types": ordered(types)}
+
     def _turn_details(self, case: TurnCase, inspection: Inspection, scored: Scored | None,
                       score: float) -> EvaluationDetails:
         lang = inspection.language
+        intents = self.intents(case, inspection, scored)
         flags = inspection.flags()
         strengths: list[str] = []
         improvements: list[str] = []
@@ -387,7 +416,7 @@ class HeuristicJudge:
                 feedback=wording.text(lang, "feedback", band_cap=wording.sentence(
                     wording.band_name(lang, score)), score=f"{score:.0f}",
                     lead=wording.sentence(improvements[0])),
-                improvements=improvements, flags=flags, judge=self._info,
+                improvements=improvements, flags=flags, judge=self._info, **intents,
             )
         guard_text = " ".join(
             wording.text(lang, f"guard.{f.kind}", cap=f"{f.cap:.0f}",
@@ -465,7 +494,7 @@ class HeuristicJudge:
         return EvaluationDetails(
             score=score, analysis=analysis, rubrics=scored.rubrics(), feedback=feedback,
             strengths=strengths, improvements=improvements,
-            keywords=list(scored.terms[:10]), flags=flags, judge=self._info,
+            keywords=list(scored.terms[:10]), flags=flags, judge=self._info, **intents,
         )
 
     # ------------------------------------------------------------------ the protocol

@@ -16,16 +16,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from langchain_core.language_models import BaseChatModel
 from openai import AsyncOpenAI
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
 from nodes.judges.heuristic.calibration import calibration
 from nodes.judges.heuristic.judge import HeuristicJudge, Inspection
 from nodes.judges.injection import FLAG_PREFIX, detect_injection, scan
+from nodes.judges.intents import (
+    CONTENT_INTENTS,
+    GUARD_INTENTS,
+    INJECTION_INTENT,
+    ordered,
+    question_intent,
+)
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.llm.client import (
     ConcurrencyLimit,
@@ -43,6 +50,17 @@ from nodes.judges.llm.prompts import (
 from storage.settings import Settings
 
 TurnCriterion = Literal["relevance", "coverage", "specificity", "communication"]
+ContentIntent = Literal["explained", "gave_example", "cited_figures", "compared_options",
+                        "described_steps", "used_technical_terms"]
+assert set(get_args(ContentIntent)) == set(CONTENT_INTENTS)  # one vocabulary
+
+
+def _known_intents(value: object) -> object:
+    """Intent types in our spelling, unknown ones dropped (a stray label costs no retry)."""
+    if not isinstance(value, list):
+        return value
+    keys = [_criterion_key(item) for item in value]
+    return list(dict.fromkeys(k for k in keys if k in CONTENT_INTENTS))
 FlowCriterion = Literal["consistency", "depth_progression", "coverage", "answer_quality"]
 
 
@@ -90,6 +108,9 @@ class TurnJudgement(_JudgementBase):
 
     rubrics: list[TurnCriterionScore] = Field(
         description="One entry per criterion: relevance, coverage, specificity, communication."
+    )
+    intent_types: Annotated[list[ContentIntent], BeforeValidator(_known_intents)] = Field(
+        default_factory=list, description="What the answer does ([] if none of these)."
     )
 
 
@@ -174,6 +195,23 @@ def _injection_note(language: str, flags: Sequence[str]) -> str:
     codes = ", ".join(f.removeprefix(FLAG_PREFIX) for f in flags)
     template = _INJECTION_NOTES.get(language.lower(), _INJECTION_NOTES["en"])
     return template.format(codes=codes)
+
+
+def _intents(case: TurnCase, judgement: TurnJudgement, inspection: Inspection | None,
+             detected: Sequence[str]) -> dict[str, Any]:
+    """`intent` (the question's category) and `intent_types` (what the answer did).
+
+    The model's content types, plus those the shared guards and the injection detector
+    establish.
+    """
+    entry = inspection.reference.entry if inspection is not None else None
+    types: list[str] = list(judgement.intent_types)
+    if inspection is not None:
+        types += [GUARD_INTENTS[f.kind] for f in inspection.findings if f.kind in GUARD_INTENTS]
+    if detected:
+        types.append(INJECTION_INTENT)
+    return {"intent": question_intent(case.category, entry.category if entry else None),
+            "intent_types": ordered(types)}
 
 
 def _bounded(details: EvaluationDetails, inspection: Inspection | None) -> EvaluationDetails:
@@ -289,7 +327,8 @@ class LLMJudge:
         detected = inspection.flags() if inspection else detect_injection(case.answer)
         details = self._details(judgement, TURN_CRITERIA, detected, case.language, usage,
                                 latency_ms)
-        return _bounded(details, inspection)
+        return _bounded(details.model_copy(update=_intents(case, judgement, inspection,
+                                                           detected)), inspection)
 
     async def _prepare(
         self, case: TurnCase
@@ -354,7 +393,10 @@ class LLMJudge:
             score=judgement.score,
             analysis=analysis,
             rubrics=ordered,
-            feedback=judgement.feedback.strip() or None,
+            # seed 000 §4.1: every evaluation carries feedback; the model's, else its lead point
+            feedback=judgement.feedback.strip() or next(
+                (s.strip() for s in (*judgement.improvements, *judgement.strengths)
+                 if s.strip()), analysis.split("\n")[0]),
             strengths=[s.strip() for s in judgement.strengths if s.strip()],
             improvements=[s.strip() for s in judgement.improvements if s.strip()],
             keywords=_unique(k.strip() for k in judgement.keywords if k.strip()),

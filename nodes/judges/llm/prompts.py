@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from nodes.judges.intents import CONTENT_INTENTS
 from nodes.judges.judge import FlowCase, TurnCase
+from nodes.judges.lexicons import load
 from nodes.judges.rubrics import Rubric, UnknownPositionError, load_rubric
 
-PROMPT_VERSION = "v2"
+PROMPT_VERSION = "v3"
 
 #: The criteria of a TURN_EVAL (keys of `details.rubrics`).
 TURN_CRITERIA: tuple[str, ...] = ("relevance", "coverage", "specificity", "communication")
@@ -105,6 +107,7 @@ Output:
 - `strengths` / `improvements`: short bullet-like phrases.
 - `keywords`: the key technical terms the candidate actually used.
 - `feedback`: one or two sentences addressed to the candidate.
+- `intent_types`: what the answer actually does, any of: {intent_types} ([] if none).
 - `flags`: [] when nothing suspicious; see the rules above.
 Write `analysis`, every `reason`, `strengths`, `improvements` and `feedback` in {language_name}."""
 
@@ -304,7 +307,14 @@ def _judge_system(template: str, position: str, language: str) -> str:
         scoring=SCORING_SCALE,
         data_rules=DATA_HANDLING_RULES,
         language_name=language_name(language),
+        intent_types=format_intent_types(),
     )
+
+
+def format_intent_types() -> str:
+    """The content intent types the turn judge chooses from, each with its meaning."""
+    meanings = load("intents")["vocabulary"]
+    return "; ".join(f"{name} ({meanings[name]})" for name in CONTENT_INTENTS)
 
 
 def build_turn_messages(case: TurnCase) -> list[BaseMessage]:
