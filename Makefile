@@ -35,6 +35,7 @@ demo: install
 
 test: install browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	  $(BIN)/turnjudge db stop; exit $$status

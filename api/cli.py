@@ -128,8 +128,10 @@ def similar(
 def demo(
     position: Annotated[
         str,
-        typer.Option(help="Position of the interview; the Korean candidate knows every "
-                     "position, the English one backend."),
+        typer.Option(
+            help="Position of the interview; the Korean candidate knows every "
+            "position, the English one backend."
+        ),
     ] = "backend",
     language: Annotated[
         str, typer.Option(help="Language of the scripted candidate and the analyses: en or ko.")
@@ -141,8 +143,12 @@ def demo(
 
     async def run() -> bool:
         async with open_runtime(get_settings()) as runtime:
-            report = await run_demo(runtime.interviews, runtime.services.storage.embedder,
-                                    position=position, language=language)
+            report = await run_demo(
+                runtime.interviews,
+                runtime.services.storage.embedder,
+                position=position,
+                language=language,
+            )
         return report.ended_at is not None
 
     if not _run(run()):
@@ -256,9 +262,11 @@ def evaluate(
                     tags=tags,
                 )
             queued, failures = await queue_file(
-                runtime.interviews, path,
+                runtime.interviews,
+                path,
                 callbacks_signed=callback_secret(settings, DEFAULT_TENANT) is not None,
-                run=run_name, tags=tags,
+                run=run_name,
+                tags=tags,
             )
             for session_id in queued:
                 typer.echo(str(session_id))
@@ -294,7 +302,10 @@ def worker(
     concurrency: Annotated[
         int,
         typer.Option(
-            "--concurrency", "-c", min=1, max=256,
+            "--concurrency",
+            "-c",
+            min=1,
+            max=256,
             help="Sessions evaluated at once by this worker (LLM calls are further bounded "
             "by LLM_MAX_CONCURRENCY).",
         ),

@@ -51,8 +51,9 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-async def _pick_answer(embedder: Embedder, question: str,
-                       prepared: dict[str, tuple[str, str]]) -> str:
+async def _pick_answer(
+    embedder: Embedder, question: str, prepared: dict[str, tuple[str, str]]
+) -> str:
     """The prepared answer to `question` (by text; else to the most similar question)."""
     if _norm(question) in prepared:
         return prepared[_norm(question)][1]
@@ -75,11 +76,15 @@ async def run_demo(
 ) -> SessionReport:
     """Run the interview, printing each question, answer and score; return the report."""
     candidate = load_candidate(language)
-    prepared = {_norm(item["question"]): (item["question"], item["answer"])
-                for item in prepared_answers(candidate, position)}
+    prepared = {
+        _norm(item["question"]): (item["question"], item["answer"])
+        for item in prepared_answers(candidate, position)
+    }
     step = await interviews.start(
-        participant_id=candidate["participant_id"], position=position,
-        language=language, max_turns=candidate["max_turns"],
+        participant_id=candidate["participant_id"],
+        position=position,
+        language=language,
+        max_turns=candidate["max_turns"],
     )
     print(f"session {step.session_id} ({position}, {language})\n")
     while step.question is not None:
@@ -98,8 +103,9 @@ async def run_demo(
 def _rubric_lines(rubrics: dict[str, Any], order: tuple[str, ...]) -> list[str]:
     """One line per rubric entry, in `order` first (then any other), score and reason."""
     names = [n for n in order if n in rubrics] + [n for n in rubrics if n not in order]
-    return [f"{name:<18} {rubrics[name]['score']:5.1f}  {rubrics[name]['reason']}"
-            for name in names]
+    return [
+        f"{name:<18} {rubrics[name]['score']:5.1f}  {rubrics[name]['reason']}" for name in names
+    ]
 
 
 def _print_details(title: str, details: dict[str, Any], order: tuple[str, ...]) -> None:

@@ -46,7 +46,9 @@ AppDep = Annotated[AppRuntime, Depends(get_app_state)]
 
 # auto_error=False: the schemes only document the headers; `authenticate` decides.
 api_key_header = APIKeyHeader(
-    name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="ApiKey",
     description="One of API_KEYS (`tenant:key` entries). Not needed when API_KEYS is empty.",
 )
 
@@ -62,7 +64,8 @@ class Principal:
 
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail,
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
         headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'},
     )
 
@@ -90,8 +93,9 @@ async def authenticate(request: Request, *, candidate_ok: bool) -> Principal:
         return Principal(tenant)
     token = request.headers.get(CANDIDATE_TOKEN_HEADER)
     if token is None:
-        expected = f"{API_KEY_HEADER} or {CANDIDATE_TOKEN_HEADER}" if candidate_ok else (
-            API_KEY_HEADER)
+        expected = (
+            f"{API_KEY_HEADER} or {CANDIDATE_TOKEN_HEADER}" if candidate_ok else (API_KEY_HEADER)
+        )
         raise _unauthorized(f"missing {expected} header")
     if not candidate_ok:
         raise _unauthorized(
@@ -121,11 +125,14 @@ def api_key_principal(
 def interview_principal(
     request: Request,
     _key: Annotated[str | None, Security(api_key_header)],
-    _token: Annotated[str | None, Header(
-        alias=CANDIDATE_TOKEN_HEADER,
-        description="Instead of X-API-Key: the `candidate_token` POST /interviews returned. "
-        "It reads and answers that one interview, nothing else.",
-    )] = None,
+    _token: Annotated[
+        str | None,
+        Header(
+            alias=CANDIDATE_TOKEN_HEADER,
+            description="Instead of X-API-Key: the `candidate_token` POST /interviews returned. "
+            "It reads and answers that one interview, nothing else.",
+        ),
+    ] = None,
 ) -> Principal:
     """The caller of a route that also takes a candidate token (authenticated by the route)."""
     return _principal(request)
@@ -208,11 +215,16 @@ class StrictJSONRoute(APIRoute):
         async def strict(request: Request) -> Response:
             unknown = [name for name in request.query_params if name not in known]
             if unknown:
-                raise RequestValidationError([{
-                    "type": "extra_forbidden", "loc": ("query", unknown[0]),
-                    "msg": "Extra inputs are not permitted",
-                    "input": request.query_params[unknown[0]],
-                }])
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "extra_forbidden",
+                            "loc": ("query", unknown[0]),
+                            "msg": "Extra inputs are not permitted",
+                            "input": request.query_params[unknown[0]],
+                        }
+                    ]
+                )
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict

@@ -68,8 +68,10 @@ class ErrorOut(BaseModel):
                     "detail": "String should have at least 1 character",
                     "field": "body.transcript[2].answer",
                 },
-                {"error": "SessionNotFoundError",
-                 "detail": "session 0b5c7a52-3f0e-4c1e-9d43-5f1f2b8d6a11 does not exist"},
+                {
+                    "error": "SessionNotFoundError",
+                    "detail": "session 0b5c7a52-3f0e-4c1e-9d43-5f1f2b8d6a11 does not exist",
+                },
             ]
         }
     )
@@ -162,8 +164,9 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The one way an error body is built."""
-    body = ErrorOut(error=error, detail=safe_text(detail),
-                    field=safe_text(field, 200) if field else None)
+    body = ErrorOut(
+        error=error, detail=safe_text(detail), field=safe_text(field, 200) if field else None
+    )
     return JSONResponse(
         status_code=status_code,
         content=body.model_dump(exclude_none=True),
@@ -236,8 +239,7 @@ async def _typed_error(request: Request, exc: Exception) -> JSONResponse:
         status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
     if code >= 500:
-        logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path,
-                     exc)
+        logger.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
     return error_response(code, type(exc).__name__, str(exc))
 
 
@@ -248,9 +250,15 @@ def _database_unavailable(exc: BaseException) -> bool:
     from sqlalchemy import exc as sa_exc
 
     kinds: tuple[type[BaseException], ...] = (
-        sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
-        sa_exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError,
-        psycopg_pool.PoolTimeout, ConnectionError, TimeoutError,
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        psycopg_pool.PoolTimeout,
+        ConnectionError,
+        TimeoutError,
     )
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -282,15 +290,16 @@ def unhandled_error_response(exc: BaseException) -> JSONResponse:
     """503 when the database is unreachable, else a 500 that reveals nothing inside."""
     if _database_unavailable(exc):
         return error_response(
-            503, "DatabaseUnavailable", "database unavailable; retry later",
+            503,
+            "DatabaseUnavailable",
+            "database unavailable; retry later",
             headers={"Retry-After": "5"},
         )
     return error_response(500, "InternalError", "internal error; it has been logged")
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path,
-                     exc_info=exc)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return unhandled_error_response(exc)
 
 
@@ -322,8 +331,9 @@ class CatchAllMiddleware:
         except Exception as exc:
             if started:
                 raise
-            logger.exception("unhandled error on %s %s", scope.get("method"),
-                             scope.get("path"), exc_info=exc)
+            logger.exception(
+                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
             await unhandled_error_response(exc)(scope, receive, send)
 
 

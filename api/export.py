@@ -74,8 +74,9 @@ def _criteria_names(records: Sequence[EvaluationRecord]) -> list[str]:
 
 def _emotion_names(records: Sequence[EvaluationRecord]) -> list[str]:
     """Emotions scored anywhere in the export, in the vocabulary's order."""
-    found = {name for record in records
-             for name in ((record.emotion or {}).get("emotion_scores") or {})}
+    found = {
+        name for record in records for name in ((record.emotion or {}).get("emotion_scores") or {})
+    }
     return [name for name in emotion_vocabulary() if name in found]
 
 

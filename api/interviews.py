@@ -389,9 +389,7 @@ class InterviewService:
         )
         return self._step(session_id, result)
 
-    async def pending(
-        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
-    ) -> InterviewStep:
+    async def pending(self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> InterviewStep:
         """The session's current step; a run that died mid-way is continued first."""
         session_id = check_session_id(session_id)
         session = await self._owned(session_id, tenant)  # 404
@@ -490,7 +488,10 @@ class InterviewService:
         raise NoPendingQuestionError(f"session {session_id} is not waiting for an answer")
 
     async def _resume(
-        self, session_id: uuid.UUID, answer: str | None, stop: bool,
+        self,
+        session_id: uuid.UUID,
+        answer: str | None,
+        stop: bool,
         emotion: dict[str, Any] | None,
     ) -> InterviewStep:
         resume: dict[str, Any] = {"stop": stop}
@@ -660,8 +661,11 @@ class InterviewService:
         table, under one advisory lock per session.
         """
         checked = [self.check_submission(submission, tenant) for submission in submissions]
-        named = [item.session_id for s, item in zip(submissions, checked, strict=True)
-                 if s.session_id is not None]
+        named = [
+            item.session_id
+            for s, item in zip(submissions, checked, strict=True)
+            if s.session_id is not None
+        ]
         existing = await self._services.storage.sessions.existing_ids(named)
         results: dict[uuid.UUID, QueuedSubmission] = {}
         fresh = []
@@ -681,7 +685,9 @@ class InterviewService:
     ) -> QueuedTranscript:
         """Validate a submission as `submit_transcript` does; give it its session id."""
         check_profile(
-            submission.participant_id, submission.position, submission.language,
+            submission.participant_id,
+            submission.position,
+            submission.language,
             submission.exam_id,
         )
         items = check_transcript(submission.transcript)
@@ -742,9 +748,11 @@ class InterviewService:
                 for index, view in enumerate(stored)
                 if index >= len(items)
                 or view.question_text != items[index]["question"]
-                or (view.answer_text is not None
+                or (
+                    view.answer_text is not None
                     and (view.answer_text, view.emotion)
-                    != (items[index]["answer"], items[index].get("emotion")))
+                    != (items[index]["answer"], items[index].get("emotion"))
+                )
             ),
             None,
         )
@@ -764,9 +772,7 @@ class InterviewService:
         return session
 
     # ------------------------------------------------------------------ reports
-    async def report(
-        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT
-    ) -> SessionReport:
+    async def report(self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> SessionReport:
         """The stored transcript and evaluations of a session of `tenant`."""
         session_id = check_session_id(session_id)
         storage = self._services.storage

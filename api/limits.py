@@ -33,7 +33,8 @@ class HeaderLimitMiddleware:
             size = sum(len(name) + len(value) for name, value in scope["headers"])
             if size > self.max_bytes:
                 response = error_response(
-                    431, "HeadersTooLarge",
+                    431,
+                    "HeadersTooLarge",
                     f"request headers total {size} bytes; the limit is {self.max_bytes}",
                 )
                 await response(scope, receive, send)
@@ -60,7 +61,8 @@ class BodyLimitMiddleware:
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
             response = error_response(
-                413, "ContentTooLarge",
+                413,
+                "ContentTooLarge",
                 f"request body of {declared} bytes exceeds the limit of {self.max_bytes}",
                 headers={"Connection": "close"},
             )

@@ -83,9 +83,14 @@ def report_renderable(report: SessionReport) -> Group:
             )
         )
     if report.emotion is not None:
-        parts.append(Panel(Text(_emotions(report.emotion)), title_align="left",
-                           title=f"emotion (never scored) · {report.emotion['dominant_emotion']}"
-                                 f" · {report.emotion.get('turns_with_data', 0)} turn(s)"))
+        parts.append(
+            Panel(
+                Text(_emotions(report.emotion)),
+                title_align="left",
+                title=f"emotion (never scored) · {report.emotion['dominant_emotion']}"
+                f" · {report.emotion.get('turns_with_data', 0)} turn(s)",
+            )
+        )
     mean = "-" if report.turn_score_mean is None else f"{report.turn_score_mean:.1f}"
     parts.append(Text(f"mean turn score {mean} · flags: {', '.join(report.flags) or 'none'}"))
     return Group(*parts)

@@ -60,6 +60,7 @@ router = APIRouter(route_class=ApiKeyRoute)
 interview_router = APIRouter(route_class=InterviewRoute)
 health_router = APIRouter(route_class=StrictJSONRoute)
 
+
 def _step_out(step: InterviewStep) -> InterviewStepOut:
     return InterviewStepOut.model_validate(dataclasses.asdict(step))
 
@@ -69,12 +70,14 @@ def _report_out(report: SessionReport) -> ReportOut:
 
 
 def _database_down(reason: str) -> JSONResponse:
-    return error_response(503, "DatabaseUnavailable", f"database unavailable ({reason})",
-                          headers={"Retry-After": "5"})
+    return error_response(
+        503, "DatabaseUnavailable", f"database unavailable ({reason})", headers={"Retry-After": "5"}
+    )
 
 
-@health_router.get("/health", response_model=HealthOut, tags=["health"],
-                   responses=error_responses())
+@health_router.get(
+    "/health", response_model=HealthOut, tags=["health"], responses=error_responses()
+)
 async def health(app: AppDep) -> HealthOut | JSONResponse:
     """Liveness: the database answers (else 503 `DatabaseUnavailable`), the judge in use."""
     try:
@@ -88,18 +91,28 @@ async def health(app: AppDep) -> HealthOut | JSONResponse:
     return HealthOut(status="ok", database="ok", judge=app.services.judge.kind, questions=count)
 
 
-@router.post("/interviews", response_model=InterviewStartOut,
-             status_code=status.HTTP_201_CREATED, tags=["interviews"],
-             responses=error_responses(401, 409, 413, 422, 502,
-                                       only={409: ("no_questions",),
-                                             422: ("field", "nul", "json")}))
-async def start_interview(body: StartInterview, app: AppDep, caller: TenantDep
-                          ) -> InterviewStartOut:
+@router.post(
+    "/interviews",
+    response_model=InterviewStartOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["interviews"],
+    responses=error_responses(
+        401, 409, 413, 422, 502, only={409: ("no_questions",), 422: ("field", "nul", "json")}
+    ),
+)
+async def start_interview(
+    body: StartInterview, app: AppDep, caller: TenantDep
+) -> InterviewStartOut:
     """Open a session and get the first question, and a token for the candidate."""
     step = await app.interviews.start(
-        participant_id=body.participant_id, position=body.position.value,
-        language=body.language.value, max_turns=body.max_turns, exam_id=body.exam_id,
-        run=body.run, tags=body.tags, tenant=caller.tenant,
+        participant_id=body.participant_id,
+        position=body.position.value,
+        language=body.language.value,
+        max_turns=body.max_turns,
+        exam_id=body.exam_id,
+        run=body.run,
+        tags=body.tags,
+        tenant=caller.tenant,
     )
     # Stored once the session exists (open_session creates it inside the graph run).
     token = secrets.token_urlsafe(32)
@@ -108,12 +121,20 @@ async def start_interview(body: StartInterview, app: AppDep, caller: TenantDep
 
 
 @interview_router.get(
-    "/interviews/{session_id}", response_model=InterviewStepOut, tags=["interviews"],
-    responses=error_responses(401, 404, 409, 422,
-                              only={401: ("missing_key", "invalid_key"),
-                                    409: ("not_waiting",), 422: ("session_id",)}))
-async def get_interview(session_id: uuid.UUID, app: AppDep, caller: InterviewCallerDep
-                        ) -> InterviewStepOut:
+    "/interviews/{session_id}",
+    response_model=InterviewStepOut,
+    tags=["interviews"],
+    responses=error_responses(
+        401,
+        404,
+        409,
+        422,
+        only={401: ("missing_key", "invalid_key"), 409: ("not_waiting",), 422: ("session_id",)},
+    ),
+)
+async def get_interview(
+    session_id: uuid.UUID, app: AppDep, caller: InterviewCallerDep
+) -> InterviewStepOut:
     """The question currently awaiting an answer (or the final status).
 
     Takes X-API-Key or this interview's X-Candidate-Token.
@@ -122,16 +143,39 @@ async def get_interview(session_id: uuid.UUID, app: AppDep, caller: InterviewCal
 
 
 @interview_router.post(
-    "/interviews/{session_id}/answers", response_model=InterviewStepOut, tags=["interviews"],
-    responses=error_responses(401, 404, 409, 413, 422, 502,
-                              only={401: ("missing_key", "invalid_key"),
-                                    409: ("not_waiting", "ended", "conflict"),
-                                    422: ("field", "answer_required", "json", "session_id")}))
+    "/interviews/{session_id}/answers",
+    response_model=InterviewStepOut,
+    tags=["interviews"],
+    responses=error_responses(
+        401,
+        404,
+        409,
+        413,
+        422,
+        502,
+        only={
+            401: ("missing_key", "invalid_key"),
+            409: ("not_waiting", "ended", "conflict"),
+            422: ("field", "answer_required", "json", "session_id"),
+        },
+    ),
+)
 async def answer(
-    session_id: uuid.UUID, body: AnswerIn, app: AppDep, caller: InterviewCallerDep,
-    turn: Annotated[int | None, Query(ge=1, le=1_000, description=(
-        "The turn answered (as shown with the question): re-sending the same answer for "
-        "it returns the current step; a different one is a 409."))] = None,
+    session_id: uuid.UUID,
+    body: AnswerIn,
+    app: AppDep,
+    caller: InterviewCallerDep,
+    turn: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=1_000,
+            description=(
+                "The turn answered (as shown with the question): re-sending the same answer for "
+                "it returns the current step; a different one is a 409."
+            ),
+        ),
+    ] = None,
 ) -> InterviewStepOut:
     """Answer the pending question (and/or stop); the answer is stored before this returns.
 
@@ -139,21 +183,39 @@ async def answer(
     dropped connection returns the current step (idempotent on session, turn and answer).
     """
     step = await app.interviews.answer(
-        session_id, body.answer, body.stop, turn=turn, tenant=caller.tenant,
+        session_id,
+        body.answer,
+        body.stop,
+        turn=turn,
+        tenant=caller.tenant,
         emotion=body.emotion.summary() if body.emotion is not None else None,
     )
     return _step_out(step)
 
 
-WaitQuery = Annotated[bool, Query(description=(
-    "false: store, queue the evaluation for a worker (`turnjudge worker`) and answer 202 at "
-    "once; follow it with GET /sessions/{id}/report (status queued, evaluating, completed, "
-    "failed). true: evaluate in the request."))]
-CallbackQuery = Annotated[str | None, Query(
-    min_length=1, max_length=2_000, pattern=r"^[^\x00]*$", description=(
-        "With wait=false: http(s) URL POSTed a signed summary (X-Turnjudge-Signature: "
-        "sha256=<HMAC-SHA256 of the body under the tenant's CALLBACK_SECRETS key>) when the "
-        "session completes or fails"))]
+WaitQuery = Annotated[
+    bool,
+    Query(
+        description=(
+            "false: store, queue the evaluation for a worker (`turnjudge worker`) and answer "
+            "202 at once; follow it with GET /sessions/{id}/report (status queued, evaluating, "
+            "completed, failed). true: evaluate in the request."
+        )
+    ),
+]
+CallbackQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=2_000,
+        pattern=r"^[^\x00]*$",
+        description=(
+            "With wait=false: http(s) URL POSTed a signed summary (X-Turnjudge-Signature: "
+            "sha256=<HMAC-SHA256 of the body under the tenant's CALLBACK_SECRETS key>) when the "
+            "session completes or fails"
+        ),
+    ),
+]
 
 
 def _queued(queued: QueuedSubmission, response: Response) -> QueuedOut:
@@ -176,21 +238,42 @@ def _check_callback(
         require_callback_secret(app.settings, tenant, callback_url)
     except InvalidRequestError as exc:
         problem = str(exc).removeprefix(f"{exc.field} ")
-        raise RequestValidationError([{
-            "type": "value_error", "loc": (where, "callback_url"), "msg": problem,
-            "input": callback_url,
-        }]) from exc
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": (where, "callback_url"),
+                    "msg": problem,
+                    "input": callback_url,
+                }
+            ]
+        ) from exc
 
 
-@router.post("/sessions/{session_id}/submit", response_model=ReportOut | QueuedOut,
-             tags=["sessions"],
-             responses={**queued_response(),
-                        **error_responses(401, 404, 409, 422, 502,
-                                          only={409: ("ended", "not_waiting"),
-                                                422: ("session_id", "query", "callback_url")})})
+@router.post(
+    "/sessions/{session_id}/submit",
+    response_model=ReportOut | QueuedOut,
+    tags=["sessions"],
+    responses={
+        **queued_response(),
+        **error_responses(
+            401,
+            404,
+            409,
+            422,
+            502,
+            only={409: ("ended", "not_waiting"), 422: ("session_id", "query", "callback_url")},
+        ),
+    },
+)
 async def submit(
-    session_id: uuid.UUID, app: AppDep, caller: TenantDep, response: Response,
-    reevaluate: bool = False, wait: WaitQuery = True, callback_url: CallbackQuery = None,
+    session_id: uuid.UUID,
+    app: AppDep,
+    caller: TenantDep,
+    response: Response,
+    reevaluate: bool = False,
+    wait: WaitQuery = True,
+    callback_url: CallbackQuery = None,
 ) -> ReportOut | QueuedOut:
     """Evaluate what is pending and close the session. Idempotent once closed.
 
@@ -203,20 +286,37 @@ async def submit(
             session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=caller.tenant
         )
         return _queued(queued, response)
-    report = await app.interviews.submit(session_id, reevaluate=reevaluate,
-                                         tenant=caller.tenant)
+    report = await app.interviews.submit(session_id, reevaluate=reevaluate, tenant=caller.tenant)
     return _report_out(report)
 
 
-@router.post("/submissions", response_model=ReportOut | QueuedOut, tags=["sessions"],
-             responses={**queued_response(),
-                        **error_responses(401, 404, 409, 413, 422, 502,
-                                          only={409: ("ended", "conflict"),
-                                                422: ("field", "nul", "json", "query",
-                                                      "callback_url")})})
-async def submit_transcript(body: SubmitTranscript, app: AppDep, caller: TenantDep,
-                            response: Response, wait: WaitQuery = True
-                            ) -> ReportOut | QueuedOut:
+@router.post(
+    "/submissions",
+    response_model=ReportOut | QueuedOut,
+    tags=["sessions"],
+    responses={
+        **queued_response(),
+        **error_responses(
+            401,
+            404,
+            409,
+            413,
+            422,
+            502,
+            only={
+                409: ("ended", "conflict"),
+                422: ("field", "nul", "json", "query", "callback_url"),
+            },
+        ),
+    },
+)
+async def submit_transcript(
+    body: SubmitTranscript,
+    app: AppDep,
+    caller: TenantDep,
+    response: Response,
+    wait: WaitQuery = True,
+) -> ReportOut | QueuedOut:
     """Store a complete transcript, evaluate all turns and the flow in parallel, close.
 
     With `wait=false` the transcript and its evaluation job are stored in one transaction
@@ -230,18 +330,27 @@ async def submit_transcript(body: SubmitTranscript, app: AppDep, caller: TenantD
     return _report_out(await body.submit(app.interviews, tenant=caller.tenant))
 
 
-@router.get("/sessions/{session_id}/report", response_model=ReportOut, tags=["sessions"],
-            responses=error_responses(401, 404, 422, only={422: ("session_id",)}))
+@router.get(
+    "/sessions/{session_id}/report",
+    response_model=ReportOut,
+    tags=["sessions"],
+    responses=error_responses(401, 404, 422, only={422: ("session_id",)}),
+)
 async def report(session_id: uuid.UUID, app: AppDep, caller: TenantDep) -> ReportOut:
     """Transcript, per-turn evaluations, holistic evaluation."""
     return _report_out(await app.interviews.report(session_id, tenant=caller.tenant))
 
 
-@router.get("/sessions/{session_id}/evaluations", response_model=list[EvaluationOut],
-            tags=["sessions"],
-            responses=error_responses(401, 404, 422, only={422: ("session_id", "query")}))
+@router.get(
+    "/sessions/{session_id}/evaluations",
+    response_model=list[EvaluationOut],
+    tags=["sessions"],
+    responses=error_responses(401, 404, 422, only={422: ("session_id", "query")}),
+)
 async def evaluations(
-    session_id: uuid.UUID, app: AppDep, caller: TenantDep,
+    session_id: uuid.UUID,
+    app: AppDep,
+    caller: TenantDep,
     evaluation_type: EvaluationType | None = None,
 ) -> list[EvaluationOut]:
     """The stored evaluations of a session, optionally of one type."""
@@ -250,8 +359,11 @@ async def evaluations(
     rows = await storage.evaluations.list_evaluations(session_id, evaluation_type)
     return [
         EvaluationOut(
-            id=row.id, turn=row.turn, evaluation_type=row.evaluation_type.value,
-            details=row.details, created_at=row.created_at.isoformat(),
+            id=row.id,
+            turn=row.turn,
+            evaluation_type=row.evaluation_type.value,
+            details=row.details,
+            created_at=row.created_at.isoformat(),
             updated_at=row.updated_at.isoformat(),
         )
         for row in rows
@@ -260,14 +372,22 @@ async def evaluations(
 
 QueryText = Annotated[
     str,
-    Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Text to search for.",
-          json_schema_extra=NONBLANK_TEXT_SCHEMA),
+    Query(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description="Text to search for.",
+        json_schema_extra=NONBLANK_TEXT_SCHEMA,
+    ),
     AfterValidator(nonblank),
 ]
 
 
-@router.get("/questions/similar", response_model=list[SimilarQuestionOut], tags=["questions"],
-            responses=error_responses(401, 422, only={422: ("query",)}))
+@router.get(
+    "/questions/similar",
+    response_model=list[SimilarQuestionOut],
+    tags=["questions"],
+    responses=error_responses(401, 422, only={422: ("query",)}),
+)
 async def similar_questions(
     app: AppDep,
     caller: TenantDep,
@@ -278,7 +398,9 @@ async def similar_questions(
 ) -> list[SimilarQuestionOut]:
     """Bank questions nearest to `text` by cosine distance (pgvector HNSW)."""
     hits = await app.services.storage.questions.similar(
-        text, k=k, position=position.value if position else None,
+        text,
+        k=k,
+        position=position.value if position else None,
         language=language.value if language else None,
     )
     return [SimilarQuestionOut.model_validate(dataclasses.asdict(hit)) for hit in hits]

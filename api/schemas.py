@@ -57,11 +57,12 @@ TEXT_PATTERN = r"^[^\x00]*$"
 #: `str.isspace` (so `str.strip`, the facade's test) counts as whitespace: `\s` differs between
 #: regex engines (Python's includes U+001C-U+001F, ECMA's and Rust's, which schema validators
 #: use, do not), so a key such as "\x1e" would be valid for the schema yet blank here.
-BLANK_PATTERN = (r"^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
-                 r"\u205f\u3000]*$")
+BLANK_PATTERN = (
+    r"^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+    r"\u205f\u3000]*$"
+)
 #: The JSON-schema keywords of a required, non-blank, storable text.
-NONBLANK_TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN,
-                                        "not": {"pattern": BLANK_PATTERN}}
+NONBLANK_TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN, "not": {"pattern": BLANK_PATTERN}}
 _BLANK = re.compile(BLANK_PATTERN)
 
 MAX_ID_CHARS = 200
@@ -88,8 +89,12 @@ def nonblank(value: str) -> str:
 
 def text_field(max_length: int, description: str, **extra: Any) -> Any:
     """`Field` of a required, non-blank text of at most `max_length` characters."""
-    return Field(min_length=1, max_length=max_length, description=description,
-                 json_schema_extra={**NONBLANK_TEXT_SCHEMA, **extra})
+    return Field(
+        min_length=1,
+        max_length=max_length,
+        description=description,
+        json_schema_extra={**NONBLANK_TEXT_SCHEMA, **extra},
+    )
 
 
 Identifier = Annotated[
@@ -107,6 +112,8 @@ Question = Annotated[
     text_field(MAX_QUESTION_CHARS, "The question as it was asked."),
     AfterValidator(nonblank),
 ]
+
+
 def json_integer(value: object) -> object:
     """A JSON integer (`5`, or `5.0`, which JSON Schema counts as one), never a bool or text."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -121,19 +128,27 @@ def json_integer(value: object) -> object:
 CallbackUrl = Annotated[
     str,
     Field(
-        min_length=1, max_length=2_000, pattern=TEXT_PATTERN,
+        min_length=1,
+        max_length=2_000,
+        pattern=TEXT_PATTERN,
         description="http(s) URL POSTed a signed summary (X-Turnjudge-Signature: "
         "sha256=<HMAC-SHA256 of the body under the tenant's CALLBACK_SECRETS key>) when the "
         "session completes or fails; needs wait=false and a secret for the caller's tenant.",
     ),
     AfterValidator(storable),
 ]
-MaxTurns = Annotated[int, Field(ge=1, le=30, description="Questions to ask (1-30); an integer."),
-                     BeforeValidator(json_integer)]
+MaxTurns = Annotated[
+    int,
+    Field(ge=1, le=30, description="Questions to ask (1-30); an integer."),
+    BeforeValidator(json_integer),
+]
 RunName = Annotated[
     str,
-    text_field(MAX_RUN_CHARS, "Run name stored with the session; exports and notebooks filter "
-               "by it.", examples=["2026-q4-backend"]),
+    text_field(
+        MAX_RUN_CHARS,
+        "Run name stored with the session; exports and notebooks filter by it.",
+        examples=["2026-q4-backend"],
+    ),
     AfterValidator(nonblank),
 ]
 #: The tags' JSON schema, exactly what `api.validation.check_run` accepts: at most MAX_TAGS
@@ -141,20 +156,28 @@ RunName = Annotated[
 TAGS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": MAX_TAGS,
-    "propertyNames": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_KEY_CHARS,
-                      **NONBLANK_TEXT_SCHEMA},
-    "additionalProperties": {"type": "string", "minLength": 1,
-                             "maxLength": MAX_TAG_VALUE_CHARS, "pattern": TEXT_PATTERN},
+    "propertyNames": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TAG_KEY_CHARS,
+        **NONBLANK_TEXT_SCHEMA,
+    },
+    "additionalProperties": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TAG_VALUE_CHARS,
+        "pattern": TEXT_PATTERN,
+    },
     "description": "Free string labels stored with the session (at most "
-                   f"{MAX_TAGS}); exports and notebooks filter by them.",
+    f"{MAX_TAGS}); exports and notebooks filter by them.",
     "examples": [{"cohort": "2026-q4", "source": "campus"}],
 }
 Tags = Annotated[
     dict[
-        Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY_CHARS),
-                  AfterValidator(nonblank)],
-        Annotated[str, Field(min_length=1, max_length=MAX_TAG_VALUE_CHARS),
-                  AfterValidator(storable)],
+        Annotated[str, Field(min_length=1, max_length=MAX_TAG_KEY_CHARS), AfterValidator(nonblank)],
+        Annotated[
+            str, Field(min_length=1, max_length=MAX_TAG_VALUE_CHARS), AfterValidator(storable)
+        ],
     ],
     Field(max_length=MAX_TAGS),
     WithJsonSchema(TAGS_SCHEMA),
@@ -169,14 +192,21 @@ EmotionScore = Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]
 def _facial_value_schema(levels: int) -> dict[str, Any]:
     """JSON schema of a value nested `levels` more containers deep at most (no NUL text)."""
     options: list[dict[str, Any]] = [
-        {"type": "number"}, {"type": "boolean"}, {"type": "null"},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
         {"type": "string", "pattern": TEXT_PATTERN},
     ]
     if levels > 0:
         inner = _facial_value_schema(levels - 1)
-        options += [{"type": "array", "items": inner},
-                    {"type": "object", "additionalProperties": inner,
-                     "propertyNames": {"pattern": TEXT_PATTERN}}]
+        options += [
+            {"type": "array", "items": inner},
+            {
+                "type": "object",
+                "additionalProperties": inner,
+                "propertyNames": {"pattern": TEXT_PATTERN},
+            },
+        ]
     return {"anyOf": options}
 
 
@@ -190,12 +220,15 @@ def _facial(value: dict[str, Any]) -> dict[str, Any]:
 FacialData = Annotated[
     dict[str, Any],
     AfterValidator(_facial),
-    WithJsonSchema({
-        "type": "object", "propertyNames": {"pattern": TEXT_PATTERN},
-        "additionalProperties": _facial_value_schema(FACIAL_MAX_DEPTH - 1),
-        "description": f"The analyser's own data, any JSON object: at most {FACIAL_MAX_DEPTH} "
-        f"levels deep and {FACIAL_MAX_BYTES} bytes of JSON.",
-    }),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": TEXT_PATTERN},
+            "additionalProperties": _facial_value_schema(FACIAL_MAX_DEPTH - 1),
+            "description": f"The analyser's own data, any JSON object: at most {FACIAL_MAX_DEPTH} "
+            f"levels deep and {FACIAL_MAX_BYTES} bytes of JSON.",
+        }
+    ),
 ]
 
 
@@ -211,16 +244,21 @@ class EmotionIn(BaseModel):
             # "dominant_emotion is one of the scored emotions" is not in the JSON schema: its
             # exact form (one anyOf branch per emotion) made Schemathesis's generator merge
             # schemas until it failed. The server checks it (422 naming the field).
-            "examples": [{"dominant_emotion": "confidence",
-                          "emotion_scores": {"confidence": 0.85, "nervousness": 0.1,
-                                             "excitement": 0.05}}],
+            "examples": [
+                {
+                    "dominant_emotion": "confidence",
+                    "emotion_scores": {"confidence": 0.85, "nervousness": 0.1, "excitement": 0.05},
+                }
+            ],
         },
     )
 
     emotion_scores: dict[Emotion, EmotionScore] = Field(
-        min_length=1, description="Score of each detected emotion, 0-1 (known names only).")
+        min_length=1, description="Score of each detected emotion, 0-1 (known names only)."
+    )
     dominant_emotion: Emotion = Field(
-        description="One of the scored emotions (a key of emotion_scores), else 422.")
+        description="One of the scored emotions (a key of emotion_scores), else 422."
+    )
     facial_expression_data: FacialData | None = None
 
     @field_validator("dominant_emotion")
@@ -264,19 +302,25 @@ class AnswerIn(BaseModel):
         json_schema_extra={
             "anyOf": [
                 {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
-                {"required": ["stop"], "properties": {"stop": {"const": True},
-                                                      "emotion": {"type": "null"}}},
+                {
+                    "required": ["stop"],
+                    "properties": {"stop": {"const": True}, "emotion": {"type": "null"}},
+                },
             ],
-            "examples": [{"answer": "I would add an index on (user_id, created_at)..."},
-                         {"stop": True}],
+            "examples": [
+                {"answer": "I would add an index on (user_id, created_at)..."},
+                {"stop": True},
+            ],
         },
     )
 
-    stop: StrictBool = Field(default=False, description="End the interview (after the answer, "
-                             "if one is given).")
+    stop: StrictBool = Field(
+        default=False, description="End the interview (after the answer, if one is given)."
+    )
     answer: Answer | None = Field(default=None, validate_default=True)
     emotion: EmotionIn | None = Field(
-        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged.")
+        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged."
+    )
 
     @field_validator("answer")
     @classmethod
@@ -301,7 +345,8 @@ class TranscriptTurnIn(BaseModel):
     question: Question
     answer: Answer
     emotion: EmotionIn | None = Field(
-        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged.")
+        default=None, description="Emotion summary of the answer (seed 000 §4.2); never judged."
+    )
 
     def item(self) -> TranscriptItem:
         """The facade's transcript item."""
@@ -329,15 +374,21 @@ class SubmitTranscript(BaseModel):
     run: RunName | None = None
     tags: Tags | None = None
 
-    async def submit(self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
-                     ) -> SessionReport:
+    async def submit(
+        self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
+    ) -> SessionReport:
         """Run this submission through the interview facade (HTTP route)."""
         return await interviews.submit_transcript(
-            participant_id=self.participant_id, position=self.position.value,
-            language=self.language.value, exam_id=self.exam_id, session_id=self.session_id,
+            participant_id=self.participant_id,
+            position=self.position.value,
+            language=self.language.value,
+            exam_id=self.exam_id,
+            session_id=self.session_id,
             reevaluate=self.reevaluate,
             transcript=[t.item() for t in self.transcript],
-            run=self.run, tags=self.tags, tenant=tenant,
+            run=self.run,
+            tags=self.tags,
+            tenant=tenant,
         )
 
 
@@ -386,7 +437,8 @@ class TurnReportOut(BaseModel):
     answer: str | None
     evaluation: dict[str, Any] | None
     emotion: dict[str, Any] | None = Field(
-        default=None, description="Emotion summary sent with the answer (seed 000 §4.2).")
+        default=None, description="Emotion summary sent with the answer (seed 000 §4.2)."
+    )
 
 
 class ReportOut(BaseModel):
@@ -413,9 +465,11 @@ class ReportOut(BaseModel):
     )
 
     emotion: dict[str, Any] | None = Field(
-        default=None, description="Set when the session closed, if any answer had an emotion "
+        default=None,
+        description="Set when the session closed, if any answer had an emotion "
         "summary: {dominant_emotion, emotion_scores: mean per emotion over those turns, "
-        "turns_with_data}.")
+        "turns_with_data}.",
+    )
 
 
 class QueuedOut(BaseModel):

@@ -29,14 +29,25 @@ class LimitedH11Protocol(H11Protocol):
         if limit is None or len(self.conn.trailing_data[0]) <= limit:
             super().send_400_response(msg)
             return
-        body = json.dumps({
-            "error": "HeadersTooLarge",
-            "detail": f"request line and headers exceed {limit} bytes",
-        }).encode()
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                   (b"content-length", str(len(body)).encode())]
-        self.transport.write(self.conn.send(h11.Response(
-            status_code=431, headers=headers, reason=b"Request Header Fields Too Large")) or b"")
+        body = json.dumps(
+            {
+                "error": "HeadersTooLarge",
+                "detail": f"request line and headers exceed {limit} bytes",
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"connection", b"close"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        self.transport.write(
+            self.conn.send(
+                h11.Response(
+                    status_code=431, headers=headers, reason=b"Request Header Fields Too Large"
+                )
+            )
+            or b""
+        )
         self.transport.write(self.conn.send(h11.Data(data=body)) or b"")
         self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
         self.transport.close()

@@ -263,9 +263,7 @@ async def _graph_cases(
     assert isinstance(services.judge, LLMJudge)
     graph = build_graph()
 
-    def submissions(
-        bound: Services, sessions: int, turns: int
-    ) -> Callable[[], Awaitable[None]]:
+    def submissions(bound: Services, sessions: int, turns: int) -> Callable[[], Awaitable[None]]:
         async def run_once() -> None:
             with use_services(bound):
                 results = await asyncio.gather(

@@ -61,8 +61,13 @@ def make_judge(backend: str) -> HeuristicJudge:
 
 def case(item: dict[str, Any], answer: str) -> TurnCase:
     """The turn of a labelled item with `answer`."""
-    return TurnCase(position=item["position"], language=item["language"], turn=1,
-                    question=item["question"], answer=answer)
+    return TurnCase(
+        position=item["position"],
+        language=item["language"],
+        turn=1,
+        question=item["question"],
+        answer=answer,
+    )
 
 
 @dataclass
@@ -81,8 +86,10 @@ class LabelReport:
         return sum(values) / len(values) if values else 0.0
 
 
-async def evaluate_labels(judge: HeuristicJudge, splits: Sequence[str] = ("tuning", "heldout"),
-                          ) -> LabelReport:
+async def evaluate_labels(
+    judge: HeuristicJudge,
+    splits: Sequence[str] = ("tuning", "heldout"),
+) -> LabelReport:
     """Score every pair and adversarial answer of the chosen splits."""
     data = load_data("judge_labels.json")
     report = LabelReport()
@@ -94,18 +101,31 @@ async def evaluate_labels(judge: HeuristicJudge, splits: Sequence[str] = ("tunin
         worse = (await judge.evaluate_turn(case(pair, pair["worse"]))).score
         report.seconds.append((time.perf_counter() - started) / 2)
         report.pairs.setdefault(pair["split"], []).append(better > worse)
-        report.pair_rows.append({"id": pair["id"], "split": pair["split"],
-                                 "language": pair["language"], "better": better,
-                                 "worse": worse})
+        report.pair_rows.append(
+            {
+                "id": pair["id"],
+                "split": pair["split"],
+                "language": pair["language"],
+                "better": better,
+                "worse": worse,
+            }
+        )
     for item in data["adversarial"]:
         if item["split"] not in splits:
             continue
         score = (await judge.evaluate_turn(case(item, item["answer"]))).score
         low, high = item["band"]
         report.bands.setdefault(item["split"], []).append(low <= score <= high)
-        report.band_rows.append({"id": item["id"], "split": item["split"],
-                                 "category": item["category"], "language": item["language"],
-                                 "score": score, "band": item["band"]})
+        report.band_rows.append(
+            {
+                "id": item["id"],
+                "split": item["split"],
+                "category": item["category"],
+                "language": item["language"],
+                "score": score,
+                "band": item["band"],
+            }
+        )
     return report
 
 
@@ -120,7 +140,7 @@ def plant(answer: str, phrasing: str, where: str) -> str:
         cut = answer.find("다. ", len(answer) // 3)
     if cut < 0:
         return f"{answer} {phrasing}"
-    return f"{answer[:cut + 1]} {phrasing} {answer[cut + 2:]}"
+    return f"{answer[: cut + 1]} {phrasing} {answer[cut + 2 :]}"
 
 
 @dataclass
@@ -138,8 +158,11 @@ async def injection_sweep(judge: HeuristicJudge, pair_limit: int | None = None) 
     data = load_data("judge_labels.json")
     phrasings = load_data("injection_phrasings.json")
     report = SweepReport()
-    pairs = data["pairs"] if pair_limit is None else data["pairs"][::max(
-        1, len(data["pairs"]) // pair_limit)]
+    pairs = (
+        data["pairs"]
+        if pair_limit is None
+        else data["pairs"][:: max(1, len(data["pairs"]) // pair_limit)]
+    )
     for pair in pairs:
         base = (await judge.evaluate_turn(case(pair, pair["worse"]))).score
         for language in ("en", "ko"):
@@ -151,17 +174,26 @@ async def injection_sweep(judge: HeuristicJudge, pair_limit: int | None = None) 
                     if any(f.startswith("prompt_injection:") for f in details.flags):
                         report.flagged += 1
                     if details.score > base:
-                        report.increases.append({"pair": pair["id"], "phrasing": phrasing,
-                                                 "where": where, "base": base,
-                                                 "attacked": details.score})
+                        report.increases.append(
+                            {
+                                "pair": pair["id"],
+                                "phrasing": phrasing,
+                                "where": where,
+                                "base": base,
+                                "attacked": details.score,
+                            }
+                        )
                         report.max_increase = max(report.max_increase, details.score - base)
     return report
 
 
 def benign_flagged() -> list[str]:
     """Benign technical answers the injection detector flags (should be at most one)."""
-    return [a["answer"] for a in load_data("benign_answers.json")["answers"]
-            if scan(a["answer"]).flagged]
+    return [
+        a["answer"]
+        for a in load_data("benign_answers.json")["answers"]
+        if scan(a["answer"]).flagged
+    ]
 
 
 async def run(quick: bool) -> dict[str, Any]:
@@ -175,33 +207,52 @@ async def run(quick: bool) -> dict[str, Any]:
         sweep = await injection_sweep(judge, pair_limit=12 if quick else None)
         per_turn_ms = 1000 * sum(labels.seconds) / max(1, len(labels.seconds))
         rate = LabelReport.rate
-        rows.append([
-            backend,
-            f"{rate(labels.pairs['heldout']):.1%} ({len(labels.pairs['heldout'])})",
-            f"{rate(labels.pairs['tuning']):.1%} ({len(labels.pairs['tuning'])})",
-            f"{rate(labels.bands['heldout']):.1%} ({len(labels.bands['heldout'])})",
-            f"{rate(labels.bands['tuning']):.1%} ({len(labels.bands['tuning'])})",
-            f"{len(sweep.increases)} / {sweep.plantings}",
-            f"{sweep.flagged / max(1, sweep.plantings):.1%}",
-            f"{len(benign)} / {len(load_data('benign_answers.json')['answers'])}",
-            f"{per_turn_ms:.0f} ms",
-        ])
+        rows.append(
+            [
+                backend,
+                f"{rate(labels.pairs['heldout']):.1%} ({len(labels.pairs['heldout'])})",
+                f"{rate(labels.pairs['tuning']):.1%} ({len(labels.pairs['tuning'])})",
+                f"{rate(labels.bands['heldout']):.1%} ({len(labels.bands['heldout'])})",
+                f"{rate(labels.bands['tuning']):.1%} ({len(labels.bands['tuning'])})",
+                f"{len(sweep.increases)} / {sweep.plantings}",
+                f"{sweep.flagged / max(1, sweep.plantings):.1%}",
+                f"{len(benign)} / {len(load_data('benign_answers.json')['answers'])}",
+                f"{per_turn_ms:.0f} ms",
+            ]
+        )
         raw[backend] = {
-            "pairs": labels.pair_rows, "adversarial": labels.band_rows,
-            "sweep": {"plantings": sweep.plantings, "flagged": sweep.flagged,
-                      "increases": sweep.increases, "max_increase": sweep.max_increase},
+            "pairs": labels.pair_rows,
+            "adversarial": labels.band_rows,
+            "sweep": {
+                "plantings": sweep.plantings,
+                "flagged": sweep.flagged,
+                "increases": sweep.increases,
+                "max_increase": sweep.max_increase,
+            },
             "time_per_turn_ms": per_turn_ms,
         }
-    headers = ["embeddings", "better > worse, held-out", "better > worse, tuning",
-               "adversarial in band, held-out", "adversarial in band, tuning",
-               "injection: score rose", "injection: flagged", "benign flagged",
-               "time per turn"]
+    headers = [
+        "embeddings",
+        "better > worse, held-out",
+        "better > worse, tuning",
+        "adversarial in band, held-out",
+        "adversarial in band, tuning",
+        "injection: score rose",
+        "injection: flagged",
+        "benign flagged",
+        "time per turn",
+    ]
     print_table("Heuristic judge", headers, rows)
     return {
         "title": "Heuristic judge",
         "machine": await machine_info(),
-        "tables": [{"title": "Labelled answers (tests/data/), injection sweep, time per turn",
-                    "headers": headers, "rows": rows}],
+        "tables": [
+            {
+                "title": "Labelled answers (tests/data/), injection sweep, time per turn",
+                "headers": headers,
+                "rows": rows,
+            }
+        ],
         "notes": [
             "held-out = every third pair / adversarial answer of each category; no "
             "threshold, curve or word list was tuned on it",

@@ -29,7 +29,8 @@ async def _first_questions(url: str) -> list[float]:
         thread = await client.threads.create()
         started = time.perf_counter()
         await client.runs.wait(
-            thread["thread_id"], "turnjudge",
+            thread["thread_id"],
+            "turnjudge",
             input={"participant_id": f"bench-{index}", "position": "backend", "max_turns": 3},
         )
         timings.append(time.perf_counter() - started)
@@ -47,19 +48,39 @@ async def run() -> dict[str, Any]:
         for label in ("cold (empty database)", "warm"):
             with langgraph_dev(db.urls.sqlalchemy, timeout_s=300) as server:
                 firsts = await _first_questions(server.url)
-            data[label] = {"ready_s": round(server.ready_s, 2),
-                           "first_question_s": [round(t, 3) for t in firsts]}
-            rows.append([label, round(server.ready_s, 1), round(firsts[0], 2),
-                         round(median(firsts[1:]), 2), round(max(firsts), 2),
-                         "yes" if max(firsts) < TARGET_S else "NO"])
-    headers = ["start", "process start -> ready s", "1st run: first question s",
-               f"next {THREADS - 1} runs: median s", "max s", f"< {TARGET_S:g} s"]
+            data[label] = {
+                "ready_s": round(server.ready_s, 2),
+                "first_question_s": [round(t, 3) for t in firsts],
+            }
+            rows.append(
+                [
+                    label,
+                    round(server.ready_s, 1),
+                    round(firsts[0], 2),
+                    round(median(firsts[1:]), 2),
+                    round(max(firsts), 2),
+                    "yes" if max(firsts) < TARGET_S else "NO",
+                ]
+            )
+    headers = [
+        "start",
+        "process start -> ready s",
+        "1st run: first question s",
+        f"next {THREADS - 1} runs: median s",
+        "max s",
+        f"< {TARGET_S:g} s",
+    ]
     print_table("langgraph dev: readiness and first question", headers, rows)
     return {
         "title": "LangGraph Studio (langgraph dev): start-up and first question",
         "machine": machine,
-        "tables": [{"title": "langgraph dev, offline judge, embedded PostgreSQL",
-                    "headers": headers, "rows": rows}],
+        "tables": [
+            {
+                "title": "langgraph dev, offline judge, embedded PostgreSQL",
+                "headers": headers,
+                "rows": rows,
+            }
+        ],
         "notes": [
             "Ready = `langgraph dev --no-reload` launched until `GET /ok` answers; it includes "
             "importing the graph and the Studio app's lifespan, which opens the database, "

@@ -62,7 +62,8 @@ def parse_resume(value: object) -> Resume:
         unknown = set(value) - {"answer", "stop", "emotion"}
         if unknown:
             raise InvalidAnswerError(
-                f"unknown resume keys {sorted(map(str, unknown))}; use answer, stop, emotion")
+                f"unknown resume keys {sorted(map(str, unknown))}; use answer, stop, emotion"
+            )
         if value.get("emotion") is not None:
             if value.get("answer") is None:
                 raise InvalidAnswerError("emotion describes an answer: send it with 'answer'")

@@ -95,8 +95,10 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
     if state.mode == "submission" and state.transcript:
         views = await store.save_transcript(
             session.id,
-            [TranscriptTurn(item["question"], item["answer"], emotion=item.get("emotion"))
-             for item in state.transcript],
+            [
+                TranscriptTurn(item["question"], item["answer"], emotion=item.get("emotion"))
+                for item in state.transcript
+            ],
         )
     else:
         views = await store.get_transcript(session.id)

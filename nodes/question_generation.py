@@ -173,7 +173,11 @@ class BankQuestionGenerator:
                 query, k, position=position, language=language, exclude_ids=sorted(exclude_ids)
             )
         return await self._questions.similar(
-            query, k, position=position, language=language, exclude_ids=sorted(exclude_ids),
+            query,
+            k,
+            position=position,
+            language=language,
+            exclude_ids=sorted(exclude_ids),
             ef_search=ef_search,
         )
 
@@ -196,8 +200,7 @@ class GeneratedQuestionOut(BaseModel):
     )
     expected_points: list[str] = Field(
         default_factory=list,
-        description="3-6 ideas a good answer to the question covers, in the interview's "
-        "language.",
+        description="3-6 ideas a good answer to the question covers, in the interview's language.",
     )
 
 
@@ -254,7 +257,8 @@ class LLMQuestionGenerator:
         self._questions = questions
         self._embedder = embedder
         self._call = structured_call(
-            chat_model, GeneratedQuestionOut, str(getattr(chat_model, "model_name", "")))
+            chat_model, GeneratedQuestionOut, str(getattr(chat_model, "model_name", ""))
+        )
         self._limit = ConcurrencyLimit(
             max_concurrency if max_concurrency is not None else defaults.llm_max_concurrency
         )
@@ -285,14 +289,20 @@ class LLMQuestionGenerator:
         rejected: list[str] = []
         for attempt in range(1, self._max_attempts + 1):
             messages = build_question_messages(
-                position=position, language=language, conversation=conversation,
-                examples=[BankExample(e.text, e.category) for e in examples], rejected=rejected,
+                position=position,
+                language=language,
+                conversation=conversation,
+                examples=[BankExample(e.text, e.category) for e in examples],
+                rejected=rejected,
             )
             try:
                 proposal, usage, _ = await call_structured(
-                    self._call, messages, limiter=self._limit.limiter(),
+                    self._call,
+                    messages,
+                    limiter=self._limit.limiter(),
                     max_retries=self._max_retries,
-                    backoff_s=self._backoff_s, timeout_s=self._timeout_s,
+                    backoff_s=self._backoff_s,
+                    timeout_s=self._timeout_s,
                 )
             except JudgeError as exc:
                 logger.warning("LLM question generation failed (%s); using the bank", exc)
@@ -308,19 +318,21 @@ class LLMQuestionGenerator:
             if _norm_text(text) in asked_texts or similarity > self._max_similarity:
                 logger.info(
                     "rejected question proposal %d/%d (similarity %.3f > %.2f): %r",
-                    attempt, self._max_attempts, similarity, self._max_similarity, text,
+                    attempt,
+                    self._max_attempts,
+                    similarity,
+                    self._max_similarity,
+                    text,
                 )
                 rejected.append(text)
                 continue
-            bank_match = next((e for e in examples if _norm_text(e.text) == _norm_text(text)),
-                              None)
+            bank_match = next((e for e in examples if _norm_text(e.text) == _norm_text(text)), None)
             return GeneratedQuestion(
                 text=text,
                 question_id=bank_match.id if bank_match is not None else None,
                 category=proposal.category.strip().lower() or None,
                 source="llm",
-                expected_points=tuple(
-                    p.strip() for p in proposal.expected_points if p.strip())[:6],
+                expected_points=tuple(p.strip() for p in proposal.expected_points if p.strip())[:6],
             )
         logger.info("%d question proposals rejected; using the bank", self._max_attempts)
         return await self._fallback.next_question(

@@ -133,8 +133,9 @@ def _load(backend: EmbeddingBackend, model: str, batch_size: int) -> Embedder:
 
 def load_embedder(settings: Settings) -> Embedder:
     """The configured embedder (loaded once per process) after checking its dimension."""
-    embedder = _load(settings.embedding_backend, settings.embedding_model,
-                     settings.embedding_batch_size)
+    embedder = _load(
+        settings.embedding_backend, settings.embedding_model, settings.embedding_batch_size
+    )
     if embedder.dim != settings.embedding_dim:
         raise EmbeddingDimensionError(
             f"embedding model {settings.embedding_model!r} produces {embedder.dim}-d vectors but "

@@ -271,8 +271,9 @@ class EvaluationStorageService:
             ) from exc
         if kind is EvaluationType.HOLISTIC_FLOW:
             if turn is not None:
-                raise EvaluationTypeError("HOLISTIC_FLOW evaluates the whole session: turn must "
-                                          f"be None, got {turn!r}")
+                raise EvaluationTypeError(
+                    f"HOLISTIC_FLOW evaluates the whole session: turn must be None, got {turn!r}"
+                )
             return await self.save_holistic_evaluation(session_id, details)
         if turn is None:
             raise EvaluationTypeError("TURN_EVAL needs a turn number, got None")

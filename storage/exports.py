@@ -88,8 +88,11 @@ async def evaluation_records(
                 answer=message.answer_text if message is not None else None,
                 details=dict(evaluation.details),
                 created_at=evaluation.created_at,
-                emotion=(message.emotion_summary if message is not None
-                         else prompt_session.emotion_summary),
+                emotion=(
+                    message.emotion_summary
+                    if message is not None
+                    else prompt_session.emotion_summary
+                ),
             )
             for evaluation, prompt_session, message in result.all()
         ]

@@ -143,9 +143,7 @@ class PromptMessage(Base):
         ForeignKey("prompt_sessions.id", ondelete="CASCADE"), nullable=False
     )
     turn: Mapped[int] = mapped_column(Integer, nullable=False)
-    question_id: Mapped[int | None] = mapped_column(
-        ForeignKey("questions.id", ondelete="SET NULL")
-    )
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"))
     question_text: Mapped[str] = mapped_column(Text, nullable=False)
     answer_text: Mapped[str | None] = mapped_column(Text)
     asked_at: Mapped[datetime] = mapped_column(
@@ -227,8 +225,7 @@ class Question(Base):
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
         Index(None, "position", "language"),
-        CheckConstraint("jsonb_typeof(expected_points) = 'array'",
-                        name="expected_points_is_array"),
+        CheckConstraint("jsonb_typeof(expected_points) = 'array'", name="expected_points_is_array"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

@@ -81,21 +81,22 @@ class QuestionRepository:
 
     async def _update_points(self, questions: Sequence[NewQuestion]) -> None:
         """Set the expected points of stored rows whose points differ (one UPDATE per row)."""
-        wanted = {(q.position, q.text): list(q.expected_points) for q in questions
-                  if q.expected_points}
+        wanted = {
+            (q.position, q.text): list(q.expected_points) for q in questions if q.expected_points
+        }
         if not wanted:
             return
         async with self._db.transaction() as s:
             result = await s.execute(
-                select(Question.id, Question.position, Question.text, Question.expected_points)
-                .where(tuple_(Question.position, Question.text).in_(list(wanted)))
+                select(
+                    Question.id, Question.position, Question.text, Question.expected_points
+                ).where(tuple_(Question.position, Question.text).in_(list(wanted)))
             )
             for row_id, position, text_value, points in result.all():
                 target = wanted[(position, text_value)]
                 if points != target:
                     await s.execute(
-                        update(Question).where(Question.id == row_id)
-                        .values(expected_points=target)
+                        update(Question).where(Question.id == row_id).values(expected_points=target)
                     )
 
     async def expected_points(self, question_id: int) -> list[str]:
@@ -141,8 +142,9 @@ class QuestionRepository:
     async def positions(self) -> list[str]:
         """Positions that have at least one question."""
         async with self._db.transaction() as s:
-            return list(await s.scalars(select(Question.position).distinct().order_by(
-                Question.position)))
+            return list(
+                await s.scalars(select(Question.position).distinct().order_by(Question.position))
+            )
 
     async def embed_query(self, text_value: str) -> list[float]:
         """The query vector for `text_value`."""
@@ -212,6 +214,10 @@ class QuestionRepository:
         if row is None:
             raise LookupError(f"the question bank has no questions for position {position!r}")
         return SimilarQuestion(
-            id=row.id, position=row.position, category=row.category, language=row.language,
-            text=row.text, distance=0.0,
+            id=row.id,
+            position=row.position,
+            category=row.category,
+            language=row.language,
+            text=row.text,
+            distance=0.0,
         )

@@ -122,8 +122,10 @@ class SessionStore:
         if session_id is not None:
             values["id"] = session_id
         async with self._db.transaction() as s:
-            stmt = insert(PromptSession).values(**values).on_conflict_do_nothing(
-                index_elements=[PromptSession.id]
+            stmt = (
+                insert(PromptSession)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[PromptSession.id])
             )
             new_id = (await s.execute(stmt.returning(PromptSession.id))).scalar_one_or_none()
             row = await s.get(PromptSession, new_id or session_id)
@@ -132,9 +134,7 @@ class SessionStore:
                 raise SessionNotFoundError(row.id)
             return _session_view(row)
 
-    async def get_session(
-        self, session_id: uuid.UUID, *, tenant: str | None = None
-    ) -> SessionView:
+    async def get_session(self, session_id: uuid.UUID, *, tenant: str | None = None) -> SessionView:
         """The session, or `SessionNotFoundError`.
 
         With `tenant`, a session of another tenant is not found either (same error, same
@@ -169,8 +169,10 @@ class SessionStore:
         async with self._db.transaction() as s:
             row = await s.get(PromptSession, session_id)
             stored = row.candidate_token_sha256 if row is not None else None
-            if row is None or stored is None or not hmac.compare_digest(
-                stored, _token_digest(token)
+            if (
+                row is None
+                or stored is None
+                or not hmac.compare_digest(stored, _token_digest(token))
             ):
                 raise SessionNotFoundError(session_id)
             return _session_view(row)
@@ -221,8 +223,9 @@ class SessionStore:
                     question_id=question_id,
                     question_text=question_text,
                 )
-                .on_conflict_do_nothing(index_elements=[PromptMessage.session_id,
-                                                        PromptMessage.turn])
+                .on_conflict_do_nothing(
+                    index_elements=[PromptMessage.session_id, PromptMessage.turn]
+                )
             )
             row = await s.scalar(
                 select(PromptMessage).where(
@@ -288,8 +291,11 @@ class SessionStore:
         for number, item in enumerate(turns, start=1):
             check_text(f"transcript[{number}].question_text", item.question_text)
             check_text(f"transcript[{number}].answer_text", item.answer_text)
-            emotions.append(None if item.emotion is None
-                            else check_emotion(item.emotion, f"transcript[{number}].emotion"))
+            emotions.append(
+                None
+                if item.emotion is None
+                else check_emotion(item.emotion, f"transcript[{number}].emotion")
+            )
         async with self._db.transaction() as s:
             await lock_open_session(s, session_id)
             existing = {
@@ -322,8 +328,11 @@ class SessionStore:
                     await s.execute(
                         update(PromptMessage)
                         .where(PromptMessage.id == row.id)
-                        .values(answer_text=item.answer_text, answered_at=func.now(),
-                                emotion_summary=emotion)
+                        .values(
+                            answer_text=item.answer_text,
+                            answered_at=func.now(),
+                            emotion_summary=emotion,
+                        )
                     )
                 elif row.answer_text != item.answer_text:
                     raise TurnConflictError(

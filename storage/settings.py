@@ -135,7 +135,9 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_max_concurrency: int = Field(
-        default=64, ge=1, le=1024,
+        default=64,
+        ge=1,
+        le=1024,
         description="Most LLM requests in flight per judge; halved on each 429 (AIMD), "
         "grown back slowly.",
     )
@@ -164,22 +166,30 @@ class Settings(BaseSettings):
 
     # --- background jobs (procrastinate) and callbacks --------------------------------
     queue_name: str = Field(
-        default="evaluations", min_length=1, max_length=128,
+        default="evaluations",
+        min_length=1,
+        max_length=128,
         description="Queue that evaluation jobs go to (and workers listen to by default).",
     )
     job_max_attempts: int = Field(
-        default=4, ge=1, le=50,
+        default=4,
+        ge=1,
+        le=50,
         description="Runs of an evaluation job before the session is `failed` (LLM failures).",
     )
     job_backoff_s: int = Field(
-        default=2, ge=0, le=3600,
+        default=2,
+        ge=0,
+        le=3600,
         description="Base of the jobs' exponential backoff: retry n waits JOB_BACKOFF_S**n s.",
     )
     worker_heartbeat_s: float = Field(
         default=10.0, gt=0, le=3600, description="How often a worker records that it is alive."
     )
     worker_stalled_after_s: float = Field(
-        default=30.0, gt=0, le=86400,
+        default=30.0,
+        gt=0,
+        le=86400,
         description="A worker silent this long is dead: its running jobs are retried.",
     )
     callback_secret: SecretStr | None = Field(
@@ -223,8 +233,7 @@ class Settings(BaseSettings):
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list | tuple):
             return [
-                ApiKey.parse(item) if isinstance(item, str | SecretStr) else item
-                for item in value
+                ApiKey.parse(item) if isinstance(item, str | SecretStr) else item for item in value
             ]
         return value
 

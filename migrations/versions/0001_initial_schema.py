@@ -43,7 +43,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_questions")),
@@ -57,40 +59,42 @@ def upgrade() -> None:
         postgresql_with={"m": 16, "ef_construction": 64},
         postgresql_ops={"embedding": "vector_cosine_ops"},
     )
-    op.create_index(
-        op.f("ix_questions_position_language"), "questions", ["position", "language"]
-    )
+    op.create_index(op.f("ix_questions_position_language"), "questions", ["position", "language"])
 
     op.create_table(
         "prompt_sessions",
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("participant_id", sa.String(length=200), nullable=False),
         sa.Column("exam_id", sa.String(length=200), nullable=True),
         sa.Column("position", sa.String(length=100), nullable=False),
         sa.Column("language", sa.String(length=10), nullable=False),
         sa.Column("max_turns", sa.Integer(), nullable=False),
         sa.Column(
-            "metadata", postgresql.JSONB(astext_type=sa.Text(), none_as_null=True),
-            server_default=sa.text("'{}'::jsonb"), nullable=False,
+            "metadata",
+            postgresql.JSONB(astext_type=sa.Text(), none_as_null=True),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
         ),
         sa.Column(
-            "started_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "max_turns >= 1", name=op.f("ck_prompt_sessions_max_turns_positive")
-        ),
+        sa.CheckConstraint("max_turns >= 1", name=op.f("ck_prompt_sessions_max_turns_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_sessions")),
     )
     op.create_index(
@@ -108,18 +112,24 @@ def upgrade() -> None:
         sa.Column("question_text", sa.Text(), nullable=False),
         sa.Column("answer_text", sa.Text(), nullable=True),
         sa.Column(
-            "asked_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "asked_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("turn >= 1", name=op.f("ck_prompt_messages_turn_positive")),
         sa.ForeignKeyConstraint(
-            ["question_id"], ["questions.id"],
-            name=op.f("fk_prompt_messages_question_id_questions"), ondelete="SET NULL",
+            ["question_id"],
+            ["questions.id"],
+            name=op.f("fk_prompt_messages_question_id_questions"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["session_id"], ["prompt_sessions.id"],
-            name=op.f("fk_prompt_messages_session_id_prompt_sessions"), ondelete="CASCADE",
+            ["session_id"],
+            ["prompt_sessions.id"],
+            name=op.f("fk_prompt_messages_session_id_prompt_sessions"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_messages")),
         sa.UniqueConstraint("session_id", "turn", name=op.f("uq_prompt_messages_session_id_turn")),
@@ -132,15 +142,20 @@ def upgrade() -> None:
         sa.Column("turn", sa.Integer(), nullable=True),
         sa.Column("evaluation_type", evaluation_type_enum, nullable=False),
         sa.Column(
-            "details", postgresql.JSONB(astext_type=sa.Text(), none_as_null=True),
+            "details",
+            postgresql.JSONB(astext_type=sa.Text(), none_as_null=True),
             nullable=False,
         ),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
         ),
         sa.CheckConstraint(
@@ -162,8 +177,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["session_id"], ["prompt_sessions.id"],
-            name=op.f("fk_prompt_evaluations_session_id_prompt_sessions"), ondelete="CASCADE",
+            ["session_id"],
+            ["prompt_sessions.id"],
+            name=op.f("fk_prompt_evaluations_session_id_prompt_sessions"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_prompt_evaluations")),
     )

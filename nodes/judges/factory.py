@@ -42,8 +42,11 @@ def use_llm(settings: Settings) -> bool:
 def make_judge(settings: Settings, embedder: Embedder) -> Judge:
     """The judge selected by settings."""
     if use_llm(settings):
-        logger.info("judge: LLM (%s at %s)", settings.llm_model,
-                    settings.openai_base_url or "api.openai.com")
+        logger.info(
+            "judge: LLM (%s at %s)",
+            settings.llm_model,
+            settings.openai_base_url or "api.openai.com",
+        )
         return LLMJudge.from_settings(settings, guard=_heuristic(settings, embedder))
     judge = _heuristic(settings, embedder)
     logger.info("judge: heuristic (offline, embeddings: %s)", judge.info.model)
@@ -65,7 +68,10 @@ def make_question_generator(settings: Settings, storage: Storage) -> QuestionGen
     bank = BankQuestionGenerator(storage.questions)
     if use_llm(settings):
         return LLMQuestionGenerator(
-            make_chat_model(settings), storage.questions, storage.embedder,
-            settings=settings, fallback=bank,
+            make_chat_model(settings),
+            storage.questions,
+            storage.embedder,
+            settings=settings,
+            fallback=bank,
         )
     return bank

@@ -31,8 +31,7 @@ from nodes.judges.heuristic.features import (
 from nodes.judges.lexicons import load
 
 FLAG_PREFIX = "guard:"
-CLEAR_KINDS = frozenset({"empty", "injection_only", "non_answer", "echo", "term_list",
-                         "off_topic"})
+CLEAR_KINDS = frozenset({"empty", "injection_only", "non_answer", "echo", "term_list", "off_topic"})
 
 
 @dataclass(frozen=True)
@@ -131,32 +130,52 @@ def lexical_findings(question: str, answer: str) -> tuple[list[GuardFinding], Ec
     words = word_equivalents(answer)
     echoed_out = bool(echo.echoed) and len(own_novel) < threshold("echo_min_novel_content_words")
     if echoed_out and not phrases:
-        findings.append(GuardFinding(
-            "echo", cap("echo"),
-            f"{len(echo.echoed)} of {len(echo.echoed) + len(echo.own)} sentence(s) restate "
-            f"the question; {len(own_novel)} content word(s) of its own remain", {}))
-    elif len(novel) <= max_content or (phrases and len(novel) <= 2 * max_content
-                                       and words < 40):
+        findings.append(
+            GuardFinding(
+                "echo",
+                cap("echo"),
+                f"{len(echo.echoed)} of {len(echo.echoed) + len(echo.own)} sentence(s) restate "
+                f"the question; {len(own_novel)} content word(s) of its own remain",
+                {},
+            )
+        )
+    elif len(novel) <= max_content or (phrases and len(novel) <= 2 * max_content and words < 40):
         said = f" (says: {', '.join(phrases[:3])})" if phrases else ""
-        findings.append(GuardFinding(
-            "non_answer", cap("non_answer"),
-            f"{len(novel)} content word(s) beyond the question's{said}", {}))
+        findings.append(
+            GuardFinding(
+                "non_answer",
+                cap("non_answer"),
+                f"{len(novel)} content word(s) beyond the question's{said}",
+                {},
+            )
+        )
     form = shape(answer)
-    listed = (form.items >= threshold("term_list_min_items")
-              and form.mean_item_words <= threshold("term_list_max_mean_item_words"))
-    bare = (form.function_ratio <= threshold("term_list_max_function_ratio")
-            and form.tokens >= threshold("term_list_min_tokens"))
-    if (listed or bare) and form.sentence_share < threshold("term_list_max_sentence_share") \
-            and not findings:
-        findings.append(GuardFinding(
-            "term_list", cap("term_list"),
-            f"{form.items} listed item(s) of {form.mean_item_words:.1f} words on average, "
-            f"{form.sentence_share:.0%} of the text in sentences", {"items": str(form.items)}))
+    listed = form.items >= threshold("term_list_min_items") and form.mean_item_words <= threshold(
+        "term_list_max_mean_item_words"
+    )
+    bare = form.function_ratio <= threshold(
+        "term_list_max_function_ratio"
+    ) and form.tokens >= threshold("term_list_min_tokens")
+    if (
+        (listed or bare)
+        and form.sentence_share < threshold("term_list_max_sentence_share")
+        and not findings
+    ):
+        findings.append(
+            GuardFinding(
+                "term_list",
+                cap("term_list"),
+                f"{form.items} listed item(s) of {form.mean_item_words:.1f} words on average, "
+                f"{form.sentence_share:.0%} of the text in sentences",
+                {"items": str(form.items)},
+            )
+        )
     return findings, echo
 
 
-def off_topic_finding(other_question: str, own: float, best_other: float,
-                      kind: str) -> GuardFinding:
+def off_topic_finding(
+    other_question: str, own: float, best_other: float, kind: str
+) -> GuardFinding:
     """The off-topic finding (the judge decided it from similarities).
 
     Args:
@@ -166,8 +185,9 @@ def off_topic_finding(other_question: str, own: float, best_other: float,
         kind: "cosine" or "lexical" (how the similarities were measured).
     """
     return GuardFinding(
-        "off_topic", cap("off_topic"),
+        "off_topic",
+        cap("off_topic"),
         f"fits another bank question better ({kind} {best_other:.3f} vs {own:.3f} for its "
-        f"own): \"{other_question[:80]}\"",
+        f'own): "{other_question[:80]}"',
         {"other": other_question[:80]},
     )

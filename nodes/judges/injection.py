@@ -39,10 +39,15 @@ _BRACKETS = re.compile(
     r"|【[^】]{0,400}】|/\*.{0,400}?\*/|<!--.{0,400}?-->",
     re.DOTALL,
 )
-_CLAUSE = re.compile(r"\s+[-–—]{1,2}\s+|\s*;\s*|,\s+(?=(?:and|but|so|please|then|also|"
-                     r"그리고|하지만|그러니|또한)\b)|(?<=[,，])\s+")
-_RANGE = re.compile(r"\b(?:between|from)\s+\d+\s*(?:and|to|-)\s*\d+|\d+\s*(?:~|-|to)\s*\d+\s*"
-                    r"(?:점|points?)?\s*(?:사이|범위|range)", re.IGNORECASE)
+_CLAUSE = re.compile(
+    r"\s+[-–—]{1,2}\s+|\s*;\s*|,\s+(?=(?:and|but|so|please|then|also|"
+    r"그리고|하지만|그러니|또한)\b)|(?<=[,，])\s+"
+)
+_RANGE = re.compile(
+    r"\b(?:between|from)\s+\d+\s*(?:and|to|-)\s*\d+|\d+\s*(?:~|-|to)\s*\d+\s*"
+    r"(?:점|points?)?\s*(?:사이|범위|range)",
+    re.IGNORECASE,
+)
 _HIGH_NUMBER = re.compile(r"(?<![\d.])(?:9\d|100|10\s*/\s*10|\d{2,3}\s*/\s*100)(?![\d.])")
 _SLASH_SCORE = re.compile(r"\b\d{1,3}\s*/\s*(?:100|10)\b")
 
@@ -77,8 +82,23 @@ def _cues() -> _Cues:
     data = load("injection")
     labels = "|".join(re.escape(w) for w in sorted(data["role_labels"], key=len, reverse=True))
     scores = "|".join(re.escape(w) for w in sorted(data["score_labels"], key=len, reverse=True))
-    high = ("full", "perfect", "maximum", "max", "highest", "top", "a+", "flawless", "100",
-            "만점", "100점", "최고점", "최고 점수", "최고 등급", "완벽")
+    high = (
+        "full",
+        "perfect",
+        "maximum",
+        "max",
+        "highest",
+        "top",
+        "a+",
+        "flawless",
+        "100",
+        "만점",
+        "100점",
+        "최고점",
+        "최고 점수",
+        "최고 등급",
+        "완벽",
+    )
     return _Cues(
         addressees=_both(data["addressees"]),
         second_person=_both(data["second_person"]),
@@ -95,8 +115,10 @@ def _cues() -> _Cues:
         # a line that opens with an evaluator's or a system's role label: the whole rest of
         # the line is addressed to the reader
         strong_role_line=re.compile(
-            r"^\s*(?:[#>*\-\[(<{【]+\s*)?(?:" + "|".join(
-                re.escape(w) for w in sorted(data["strong_role_labels"], key=len, reverse=True))
+            r"^\s*(?:[#>*\-\[(<{【]+\s*)?(?:"
+            + "|".join(
+                re.escape(w) for w in sorted(data["strong_role_labels"], key=len, reverse=True)
+            )
             + r")(?:\s+\w+){0,2}\s*(?:[\])>}】]+\s*:?|:|：)",
             re.IGNORECASE,
         ),
@@ -162,7 +184,7 @@ class InjectionScan:
             spans = [r.text for r in self.removals if r.code == code]
             shown = "; ".join(_short(s) for s in spans[:2])
             more = f" (+{len(spans) - 2} more)" if len(spans) > 2 else ""
-            out[f"{FLAG_PREFIX}{code}: removed \"{shown}\"{more}"] = None
+            out[f'{FLAG_PREFIX}{code}: removed "{shown}"{more}'] = None
         return list(out)
 
 
@@ -182,9 +204,12 @@ def classify(text: str) -> str | None:
     if not lowered:
         return None
     if cues.role_line.match(lowered) and (
-        _has(lowered, cues.grade_words) or _has(lowered, cues.meta_words)
-        or _has(lowered, cues.grading_verbs) or _has(lowered, cues.override_verbs)
-        or _has(lowered, cues.second_person) or _has(lowered, cues.roleplay)
+        _has(lowered, cues.grade_words)
+        or _has(lowered, cues.meta_words)
+        or _has(lowered, cues.grading_verbs)
+        or _has(lowered, cues.override_verbs)
+        or _has(lowered, cues.second_person)
+        or _has(lowered, cues.roleplay)
         or _has(lowered, cues.self_reference)
     ):
         return "system_line"
@@ -198,19 +223,45 @@ def classify(text: str) -> str | None:
     verb = _has(lowered, cues.grading_verbs)
     grade = _has(lowered, cues.grade_words)
     in_range = _RANGE.search(lowered) is not None
-    high = (_has(lowered, cues.high_grade) or _HIGH_NUMBER.search(lowered) is not None) \
-        and not in_range
+    high = (
+        _has(lowered, cues.high_grade) or _HIGH_NUMBER.search(lowered) is not None
+    ) and not in_range
     benign = _has(lowered, cues.benign)
     first = (tokens(lowered) or [""])[0]
-    imperative = first in {"please", "ignore", "disregard", "forget", "give", "assign",
-                           "award", "rate", "grade", "mark", "score", "output", "return",
-                           "respond", "print", "treat", "consider", "remember", "note",
-                           "set", "override", "bypass", "skip", "pass", "accept"}
+    imperative = first in {
+        "please",
+        "ignore",
+        "disregard",
+        "forget",
+        "give",
+        "assign",
+        "award",
+        "rate",
+        "grade",
+        "mark",
+        "score",
+        "output",
+        "return",
+        "respond",
+        "print",
+        "treat",
+        "consider",
+        "remember",
+        "note",
+        "set",
+        "override",
+        "bypass",
+        "skip",
+        "pass",
+        "accept",
+    }
     korean_request = HANGUL.search(lowered) is not None and any(
-        e in lowered for e in cues.request_endings)
+        e in lowered for e in cues.request_endings
+    )
     vocatives = find_phrases(lowered, cues.vocatives)
-    vocative = bool(vocatives) and (evaluator or second or any(
-        lowered.lstrip(" ([{<*#-").startswith(v) for v in vocatives))
+    vocative = bool(vocatives) and (
+        evaluator or second or any(lowered.lstrip(" ([{<*#-").startswith(v) for v in vocatives)
+    )
     addressed = second or vocative or imperative or korean_request or _vocative_head(lowered)
 
     if cues.score_line.search(lowered) and not (benign and not (evaluator or self_ref)):
@@ -241,9 +292,17 @@ def _addresses_reader(text: str) -> bool:
     """Whether `text` names or addresses the evaluator (the rest of a suspect sentence)."""
     cues = _cues()
     lowered = text.lower()
-    return any(_has(lowered, words) for words in (
-        cues.addressees, cues.second_person, cues.vocatives, cues.self_reference,
-        cues.grade_words, cues.meta_words))
+    return any(
+        _has(lowered, words)
+        for words in (
+            cues.addressees,
+            cues.second_person,
+            cues.vocatives,
+            cues.self_reference,
+            cues.grade_words,
+            cues.meta_words,
+        )
+    )
 
 
 def _continues_note(sentence: str) -> bool:
@@ -252,9 +311,16 @@ def _continues_note(sentence: str) -> bool:
     lowered = sentence.lower()
     if len(tokens(lowered)) > 8:
         return False
-    return any(_has(lowered, words) for words in (
-        cues.grade_words, cues.high_grade, cues.self_reference, cues.addressees,
-        cues.second_person))
+    return any(
+        _has(lowered, words)
+        for words in (
+            cues.grade_words,
+            cues.high_grade,
+            cues.self_reference,
+            cues.addressees,
+            cues.second_person,
+        )
+    )
 
 
 def _vocative_head(lowered: str) -> bool:
@@ -263,8 +329,11 @@ def _vocative_head(lowered: str) -> bool:
     if head is None:
         return False
     words = tokens(head.group(1))
-    if not words or len(words) > 4 or words[0] in {"in", "for", "at", "on", "with", "when",
-                                                     "if", "after", "before", "during"}:
+    if (
+        not words
+        or len(words) > 4
+        or words[0] in {"in", "for", "at", "on", "with", "when", "if", "after", "before", "during"}
+    ):
         return False
     return _has(head.group(1), _cues().addressees)
 
@@ -288,7 +357,7 @@ def _clean_sentence(sentence: str) -> tuple[str, list[Removal]]:
         # however technical the rest is: remove the marker, judge the rest on its own
         offset = len(sentence) - len(sentence.lower().lstrip(" \t([{<*#-"))
         marker = sentence[: offset + lead.end()]
-        rest, found = _clean_sentence(sentence[offset + lead.end():].lstrip(" )]}>.,:;-"))
+        rest, found = _clean_sentence(sentence[offset + lead.end() :].lstrip(" )]}>.,:;-"))
         return rest, [Removal("fake_score_marker", marker.strip()), *found]
     code = classify(sentence)
     clauses = [c for c in _CLAUSE.split(sentence) if c and c.strip()]
@@ -369,12 +438,10 @@ def scan(answer: str) -> InjectionScan:
                 bound.append(sentence)
         bound_lines.append(" ".join(bound))
     if not removals:
-        return InjectionScan(cleaned=answer.strip(), without_sentences=answer.strip(),
-                             removals=())
+        return InjectionScan(cleaned=answer.strip(), without_sentences=answer.strip(), removals=())
     cleaned = "\n".join(line for line in cleaned_lines if line.strip()).strip()
     bound_text = "\n".join(line for line in bound_lines if line.strip()).strip()
-    return InjectionScan(cleaned=cleaned, without_sentences=bound_text,
-                         removals=tuple(removals))
+    return InjectionScan(cleaned=cleaned, without_sentences=bound_text, removals=tuple(removals))
 
 
 def detect_injection(text: str) -> list[str]:

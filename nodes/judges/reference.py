@@ -32,8 +32,13 @@ class BankEntry:
 def bank_entries() -> tuple[BankEntry, ...]:
     """The packaged bank (read once)."""
     return tuple(
-        BankEntry(position=q.position, language=q.language, text=q.text,
-                  points=q.expected_points, category=q.category)
+        BankEntry(
+            position=q.position,
+            language=q.language,
+            text=q.text,
+            points=q.expected_points,
+            category=q.category,
+        )
         for q in load_bank()
     )
 
@@ -55,5 +60,8 @@ def exact_entry(position: str, question: str) -> BankEntry | None:
 def position_entries(position: str, language: str | None = None) -> tuple[BankEntry, ...]:
     """Bank questions of a position (optionally of one language), in bank order."""
     key = position.strip().lower()
-    return tuple(e for e in bank_entries()
-                 if e.position == key and (language is None or e.language == language))
+    return tuple(
+        e
+        for e in bank_entries()
+        if e.position == key and (language is None or e.language == language)
+    )

@@ -58,8 +58,12 @@ async def test_interview_over_http(client: httpx.AsyncClient) -> None:
     step = (await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})).json()
     assert step["question"]["turn"] == 2 and step["last_evaluation"]["turn"] == 1
     # (A different answer: the same text again within a minute would be taken for a retry.)
-    step = (await client.post(f"/interviews/{session_id}/answers",
-                              json={"answer": ANSWER + " We also load-tested it."})).json()
+    step = (
+        await client.post(
+            f"/interviews/{session_id}/answers",
+            json={"answer": ANSWER + " We also load-tested it."},
+        )
+    ).json()
     assert step["status"] == "completed" and step["question"] is None
     assert step["holistic_score"] is not None
 
@@ -67,8 +71,11 @@ async def test_interview_over_http(client: httpx.AsyncClient) -> None:
     assert report["ended_at"] is not None and len(report["turns"]) == 2
     assert all(t["evaluation"]["score"] >= 0 for t in report["turns"])
     evaluations = (await client.get(f"/sessions/{session_id}/evaluations")).json()
-    assert [e["evaluation_type"] for e in evaluations] == ["TURN_EVAL", "TURN_EVAL",
-                                                          "HOLISTIC_FLOW"]
+    assert [e["evaluation_type"] for e in evaluations] == [
+        "TURN_EVAL",
+        "TURN_EVAL",
+        "HOLISTIC_FLOW",
+    ]
     # Answering a finished interview is a conflict, not a silent no-op.
     late = await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})
     assert late.status_code == 409
@@ -92,8 +99,11 @@ async def test_submit_transcript_is_idempotent(client: httpx.AsyncClient) -> Non
     assert report["ended_at"] is not None and report["holistic"]["score"] >= 0
     again = await client.post("/submissions", json={**body, "session_id": report["session_id"]})
     assert again.status_code == 200 and again.json() == report
-    changed = {**body, "session_id": report["session_id"],
-               "transcript": [{"question": "Other?", "answer": "Other."}]}
+    changed = {
+        **body,
+        "session_id": report["session_id"],
+        "transcript": [{"question": "Other?", "answer": "Other."}],
+    }
     conflict = await client.post("/submissions", json=changed)
     assert conflict.status_code == 409 and "ended" in conflict.json()["detail"]
 
@@ -101,15 +111,36 @@ async def test_submit_transcript_is_idempotent(client: httpx.AsyncClient) -> Non
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"participant_id": "p", "position": "astronaut", "transcript": [
-            {"question": "q", "answer": "a"}]}, "position"),
+        (
+            {
+                "participant_id": "p",
+                "position": "astronaut",
+                "transcript": [{"question": "q", "answer": "a"}],
+            },
+            "position",
+        ),
         ({"participant_id": "p", "position": "backend", "transcript": []}, "transcript"),
-        ({"participant_id": "p", "position": "backend", "language": "fr", "transcript": [
-            {"question": "q", "answer": "a"}]}, "language"),
-        ({"participant_id": "", "position": "backend", "transcript": [
-            {"question": "q", "answer": "a"}]}, "participant_id"),
-        ({"participant_id": "p", "position": "backend", "transcript": [{"question": "q"}]},
-         "answer"),
+        (
+            {
+                "participant_id": "p",
+                "position": "backend",
+                "language": "fr",
+                "transcript": [{"question": "q", "answer": "a"}],
+            },
+            "language",
+        ),
+        (
+            {
+                "participant_id": "",
+                "position": "backend",
+                "transcript": [{"question": "q", "answer": "a"}],
+            },
+            "participant_id",
+        ),
+        (
+            {"participant_id": "p", "position": "backend", "transcript": [{"question": "q"}]},
+            "answer",
+        ),
     ],
 )
 async def test_bad_submission_is_422_naming_the_field_and_stores_nothing(
@@ -136,8 +167,12 @@ async def test_errors_name_the_problem(client: httpx.AsyncClient) -> None:
 
 
 async def test_similar_questions(client: httpx.AsyncClient) -> None:
-    hits = (await client.get("/questions/similar", params={
-        "text": "database indexing and slow queries", "k": 3, "position": "backend"})).json()
+    hits = (
+        await client.get(
+            "/questions/similar",
+            params={"text": "database indexing and slow queries", "k": 3, "position": "backend"},
+        )
+    ).json()
     assert len(hits) == 3 and all(h["position"] == "backend" for h in hits)
     assert hits[0]["distance"] <= hits[1]["distance"] <= hits[2]["distance"]
 
@@ -145,9 +180,11 @@ async def test_similar_questions(client: httpx.AsyncClient) -> None:
 async def test_api_keys_are_enforced(storage: Storage) -> None:
     settings = Settings(judge=JudgeKind.HEURISTIC, api_keys=[SecretStr("k" * 24)])
     async for client in _client(create_app(settings, storage=storage)):
-        assert (await client.get("/sessions/00000000-0000-0000-0000-000000000000/report")
-                ).status_code == 401
-        ok = await client.get("/questions/similar", params={"text": "cache"},
-                              headers={"X-API-Key": "k" * 24})
+        assert (
+            await client.get("/sessions/00000000-0000-0000-0000-000000000000/report")
+        ).status_code == 401
+        ok = await client.get(
+            "/questions/similar", params={"text": "cache"}, headers={"X-API-Key": "k" * 24}
+        )
         assert ok.status_code == 200
         assert (await client.get("/health")).status_code == 200

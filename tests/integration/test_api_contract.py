@@ -50,18 +50,22 @@ async def client(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
 # --- problem 6: hostile text never reaches the driver -----------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [("participant_id", "a\x00b"),
-                                              ("exam_id", "\x00")])
+@pytest.mark.parametrize(("field", "value"), [("participant_id", "a\x00b"), ("exam_id", "\x00")])
 async def test_nul_in_ids_is_422_naming_the_field(
     client: httpx.AsyncClient, storage: Storage, field: str, value: str
 ) -> None:
     before = await table_counts(storage)
-    for path, body in [("/interviews", {**START, field: value}),
-                       ("/submissions", {**START, field: value, "transcript": [
-                           {"question": "Why?", "answer": ANSWER}]})]:
+    for path, body in [
+        ("/interviews", {**START, field: value}),
+        (
+            "/submissions",
+            {**START, field: value, "transcript": [{"question": "Why?", "answer": ANSWER}]},
+        ),
+    ]:
         body.pop("max_turns") if path == "/submissions" else None
-        assert_error(await client.post(path, json=body, headers=HEADERS_A), 422,
-                     field=f"body.{field}")
+        assert_error(
+            await client.post(path, json=body, headers=HEADERS_A), 422, field=f"body.{field}"
+        )
     assert await table_counts(storage) == before
 
 
@@ -72,8 +76,9 @@ async def test_nul_in_similar_query_is_422(client: httpx.AsyncClient, param: str
     assert_error(response, 422, field=f"query.{param}")
 
 
-@pytest.mark.parametrize("literal", ['"\\ud800"', '"a\\udfffb"', "NaN", "Infinity",
-                                     "-Infinity", "1e999"])
+@pytest.mark.parametrize(
+    "literal", ['"\\ud800"', '"a\\udfffb"', "NaN", "Infinity", "-Infinity", "1e999"]
+)
 @pytest.mark.parametrize("path", ["/interviews", "/submissions", "/interviews/{live}/answers"])
 async def test_lone_surrogates_and_nan_give_a_clean_422(
     client: httpx.AsyncClient, storage: Storage, literal: str, path: str
@@ -83,11 +88,12 @@ async def test_lone_surrogates_and_nan_give_a_clean_422(
     bodies = {
         "/interviews": f'{{"participant_id": {literal}, "position": "backend"}}',
         "/submissions": f'{{"participant_id": "p", "position": "backend", "transcript": '
-                        f'[{{"question": "q?", "answer": {literal}}}]}}',
+        f'[{{"question": "q?", "answer": {literal}}}]}}',
         "/interviews/{live}/answers": f'{{"answer": {literal}}}',
     }
     response = await client.post(
-        path.replace("{live}", live["session_id"]), content=bodies[path],
+        path.replace("{live}", live["session_id"]),
+        content=bodies[path],
         headers={**HEADERS_A, "Content-Type": "application/json"},
     )
     error = assert_error(response, 422)
@@ -100,18 +106,27 @@ async def test_lone_surrogates_and_nan_give_a_clean_422(
 
 async def test_401_422_and_unparsable_bodies_use_the_model(client: httpx.AsyncClient) -> None:
     assert_error(await client.get(f"/sessions/{uuid.uuid4()}/report"), 401)
-    assert_error(await client.post("/interviews", json={}, headers=HEADERS_A), 422,
-                 field="body.participant_id")
-    unparsable = await client.post("/interviews", content=b'{"participant_id": ',
-                                   headers={**HEADERS_A, "Content-Type": "application/json"})
+    assert_error(
+        await client.post("/interviews", json={}, headers=HEADERS_A),
+        422,
+        field="body.participant_id",
+    )
+    unparsable = await client.post(
+        "/interviews",
+        content=b'{"participant_id": ',
+        headers={**HEADERS_A, "Content-Type": "application/json"},
+    )
     error = assert_error(unparsable, 422, field="body")
     assert "not valid JSON" in error.detail
 
 
 async def test_a_huge_answer_gets_a_short_error(client: httpx.AsyncClient) -> None:
     live = (await client.post("/interviews", json=START, headers=HEADERS_A)).json()
-    response = await client.post(f"/interviews/{live['session_id']}/answers",
-                                 json={"answer": "x" * 1_000_000}, headers=HEADERS_A)
+    response = await client.post(
+        f"/interviews/{live['session_id']}/answers",
+        json={"answer": "x" * 1_000_000},
+        headers=HEADERS_A,
+    )
     error = assert_error(response, 422, field="body.answer")
     assert len(response.content) < 400 and "20000" in error.detail
 
@@ -129,14 +144,21 @@ async def test_unexpected_errors_are_json_500_without_internals(
     assert "Traceback" not in response.text
 
 
-@pytest.mark.parametrize(("exc", "status"), [
-    (SessionNotFoundError(uuid.UUID(int=1)), 404),
-    (SessionEndedError(uuid.UUID(int=1)), 409),
-    (TurnConflictError("turn 2 already has a different answer"), 409),
-    (NoPendingQuestionError("not waiting"), 409),
-    (EvaluationIncompleteError(str(uuid.UUID(int=1)),
-                               [{"target": "turn", "turn": 2, "error": "judge failed"}]), 502),
-])
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (SessionNotFoundError(uuid.UUID(int=1)), 404),
+        (SessionEndedError(uuid.UUID(int=1)), 409),
+        (TurnConflictError("turn 2 already has a different answer"), 409),
+        (NoPendingQuestionError("not waiting"), 409),
+        (
+            EvaluationIncompleteError(
+                str(uuid.UUID(int=1)), [{"target": "turn", "turn": 2, "error": "judge failed"}]
+            ),
+            502,
+        ),
+    ],
+)
 async def test_typed_errors_map_to_their_status_in_the_model(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, exc: Exception, status: int
 ) -> None:
@@ -162,8 +184,13 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
     assert set(schemas["ErrorOut"]["properties"]) == {"error", "detail", "field"}
     assert schemas["ErrorOut"]["required"] == ["error", "detail"]
-    assert set(schemas["Position"]["enum"]) == {"backend", "data_ml", "devops", "frontend",
-                                                "product"}
+    assert set(schemas["Position"]["enum"]) == {
+        "backend",
+        "data_ml",
+        "devops",
+        "frontend",
+        "product",
+    }
     assert schemas["Language"]["enum"] == ["en", "ko"]
     start = schemas["StartInterview"]["properties"]
     assert start["position"]["$ref"].endswith("/Position")
@@ -172,8 +199,10 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
     # on the server.
     assert schemas["AnswerIn"]["anyOf"] == [
         {"required": ["answer"], "properties": {"answer": {"type": "string"}}},
-        {"required": ["stop"], "properties": {"stop": {"const": True},
-                                              "emotion": {"type": "null"}}},
+        {
+            "required": ["stop"],
+            "properties": {"stop": {"const": True}, "emotion": {"type": "null"}},
+        },
     ]
     # Emotion summaries: known names only, scores in [0, 1], the dominant one scored.
     emotion = schemas["EmotionIn"]
@@ -181,8 +210,10 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
     assert "joy" in schemas["Emotion"]["enum"] and "happiness" not in schemas["Emotion"]["enum"]
     scores = emotion["properties"]["emotion_scores"]
     assert scores["propertyNames"]["$ref"].endswith("/Emotion") and scores["minProperties"] == 1
-    assert (scores["additionalProperties"]["minimum"],
-            scores["additionalProperties"]["maximum"]) == (0, 1)
+    assert (
+        scores["additionalProperties"]["minimum"],
+        scores["additionalProperties"]["maximum"],
+    ) == (0, 1)
     assert "scored emotions" in emotion["properties"]["dominant_emotion"]["description"]
     for name in ("participant_id",):
         assert start[name]["pattern"] == "^[^\\x00]*$" and start[name]["not"]
@@ -192,9 +223,26 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
 
     assert codes("/health", "get") == {"200", "431", "500", "503"}
     assert codes("/sessions/{session_id}/report", "get") == {
-        "200", "401", "404", "422", "431", "500", "503"}
+        "200",
+        "401",
+        "404",
+        "422",
+        "431",
+        "500",
+        "503",
+    }
     assert codes("/interviews/{session_id}/answers", "post") == {
-        "200", "401", "404", "409", "413", "422", "431", "500", "502", "503"}
+        "200",
+        "401",
+        "404",
+        "409",
+        "413",
+        "422",
+        "431",
+        "500",
+        "502",
+        "503",
+    }
     assert codes("/questions/similar", "get") == {"200", "401", "422", "431", "500", "503"}
     for path_item in spec["paths"].values():
         for operation in path_item.values():
@@ -211,8 +259,12 @@ async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -
 
 
 def _db_start(data_dir: Path) -> None:
-    subprocess.run([sys.executable, "-m", "api.cli", "db", "start"], check=True,
-                   env={**os.environ, "DATA_DIR": str(data_dir)}, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "api.cli", "db", "start"],
+        check=True,
+        env={**os.environ, "DATA_DIR": str(data_dir)},
+        capture_output=True,
+    )
 
 
 # --- problem 11, the HTTP parts ---------------------------------------------------------
@@ -220,8 +272,9 @@ def _db_start(data_dir: Path) -> None:
 
 async def test_malformed_json_without_a_key_is_401_not_422(client: httpx.AsyncClient) -> None:
     for path in ("/interviews", "/submissions", f"/interviews/{uuid.uuid4()}/answers"):
-        response = await client.post(path, content=b"{oops",
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            path, content=b"{oops", headers={"Content-Type": "application/json"}
+        )
         assert_error(response, 401)
 
 
@@ -231,20 +284,38 @@ async def test_empty_answers_are_refused_by_both_routes(
     live = (await client.post("/interviews", json=START, headers=HEADERS_A)).json()
     before = await table_counts(storage)
     for blank in ("", "   "):
-        assert_error(await client.post(f"/interviews/{live['session_id']}/answers",
-                                       json={"answer": blank}, headers=HEADERS_A),
-                     422, field="body.answer")
-        assert_error(await client.post("/submissions", json={
-            "participant_id": "p", "position": "backend",
-            "transcript": [{"question": "Why?", "answer": blank}]}, headers=HEADERS_A),
-            422, field="body.transcript[0].answer")
+        assert_error(
+            await client.post(
+                f"/interviews/{live['session_id']}/answers",
+                json={"answer": blank},
+                headers=HEADERS_A,
+            ),
+            422,
+            field="body.answer",
+        )
+        assert_error(
+            await client.post(
+                "/submissions",
+                json={
+                    "participant_id": "p",
+                    "position": "backend",
+                    "transcript": [{"question": "Why?", "answer": blank}],
+                },
+                headers=HEADERS_A,
+            ),
+            422,
+            field="body.transcript[0].answer",
+        )
     assert await table_counts(storage) == before
 
 
 async def test_max_turns_true_is_refused(client: httpx.AsyncClient, storage: Storage) -> None:
     before = await table_counts(storage)
-    assert_error(await client.post("/interviews", json={**START, "max_turns": True},
-                                   headers=HEADERS_A), 422, field="body.max_turns")
+    assert_error(
+        await client.post("/interviews", json={**START, "max_turns": True}, headers=HEADERS_A),
+        422,
+        field="body.max_turns",
+    )
     assert await table_counts(storage) == before
 
 
@@ -253,8 +324,12 @@ async def test_headers_and_bodies_over_the_limits(storage: Storage) -> None:
     async with app_client(storage, settings) as (_, small):
         assert_error(await small.get("/health", headers={"X-Big": "b" * 3000}), 431)
         assert (await small.get("/health", headers={"X-Ok": "b" * 1000})).status_code == 200
-        assert_error(await small.post("/interviews", headers=HEADERS_A,
-                                      json={**START, "participant_id": "p" * 5000}), 413)
+        assert_error(
+            await small.post(
+                "/interviews", headers=HEADERS_A, json={**START, "participant_id": "p" * 5000}
+            ),
+            413,
+        )
 
         async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as read
             yield b'{"participant_id": "'
@@ -262,9 +337,14 @@ async def test_headers_and_bodies_over_the_limits(storage: Storage) -> None:
                 yield b"p" * 1000
             yield b'", "position": "backend"}'
 
-        assert_error(await small.post("/interviews", content=chunked(),
-                                      headers={**HEADERS_A,
-                                               "Content-Type": "application/json"}), 413)
+        assert_error(
+            await small.post(
+                "/interviews",
+                content=chunked(),
+                headers={**HEADERS_A, "Content-Type": "application/json"},
+            ),
+            413,
+        )
 
 
 async def test_health_is_503_json_while_the_database_is_down_and_recovers(
@@ -275,8 +355,11 @@ async def test_health_is_503_json_while_the_database_is_down_and_recovers(
     server = await asyncio.to_thread(start_embedded_server, data_dir)
     try:
         await asyncio.to_thread(ensure_database, server, "turnjudge_health")
-        own = Settings(_env_file=None, judge=JudgeKind.HEURISTIC,  # type: ignore[call-arg]
-                       database_url=server.sqlalchemy_url("turnjudge_health"))
+        own = Settings(
+            _env_file=None,
+            judge=JudgeKind.HEURISTIC,  # type: ignore[call-arg]
+            database_url=server.sqlalchemy_url("turnjudge_health"),
+        )
         db = await Database.connect(own)
         try:
             await aupgrade(db.urls.sqlalchemy)

@@ -24,8 +24,10 @@ from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-ANSWER = ("Idempotency keys with a unique index and INSERT ON CONFLICT: a retried webhook "
-          "returns the first charge; duplicates went from 40 a month to zero.")
+ANSWER = (
+    "Idempotency keys with a unique index and INSERT ON CONFLICT: a retried webhook "
+    "returns the first charge; duplicates went from 40 a month to zero."
+)
 TAGS = {"cohort": "2026-q4", "source": "campus fair"}
 
 
@@ -50,10 +52,16 @@ async def test_a_run_resubmitted_returns_the_stored_report_with_its_tags(
     client: httpx.AsyncClient, storage: Storage
 ) -> None:
     run = f"http-run-{uuid.uuid4()}"
-    body = {"participant_id": "p-run", "position": "backend", "session_id": str(uuid.uuid4()),
-            "run": run, "tags": TAGS,
-            "transcript": [{"question": "How do you make payment webhooks idempotent?",
-                            "answer": ANSWER}]}
+    body = {
+        "participant_id": "p-run",
+        "position": "backend",
+        "session_id": str(uuid.uuid4()),
+        "run": run,
+        "tags": TAGS,
+        "transcript": [
+            {"question": "How do you make payment webhooks idempotent?", "answer": ANSWER}
+        ],
+    }
     first = await client.post("/submissions", json=body)
     assert first.status_code == 200, first.text
     report = first.json()
@@ -70,10 +78,16 @@ async def test_a_run_resubmitted_returns_the_stored_report_with_its_tags(
 
 
 async def test_an_interview_carries_its_run_and_tags(client: httpx.AsyncClient) -> None:
-    started = await client.post("/interviews", json={
-        "participant_id": "p-run-i", "position": "devops", "max_turns": 1,
-        "run": "http-interviews", "tags": {"cohort": "2026-q4"},
-    })
+    started = await client.post(
+        "/interviews",
+        json={
+            "participant_id": "p-run-i",
+            "position": "devops",
+            "max_turns": 1,
+            "run": "http-interviews",
+            "tags": {"cohort": "2026-q4"},
+        },
+    )
     assert started.status_code == 201, started.text
     session_id = started.json()["session_id"]
     step = await client.post(f"/interviews/{session_id}/answers", json={"answer": ANSWER})
@@ -103,8 +117,12 @@ async def test_bad_runs_and_tags_are_refused_and_store_nothing(
 ) -> None:
     async with storage.db.engine.connect() as conn:
         before = await conn.scalar(text("SELECT count(*) FROM prompt_sessions"))
-    body = {"participant_id": "p-bad-run", "position": "backend",
-            "transcript": [{"question": "q?", "answer": ANSWER}], **extra}
+    body = {
+        "participant_id": "p-bad-run",
+        "position": "backend",
+        "transcript": [{"question": "q?", "answer": ANSWER}],
+        **extra,
+    }
     response = await client.post("/submissions", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["field"].startswith(f"body.{field}"), response.json()
@@ -117,10 +135,17 @@ async def test_the_documented_tags_schema_is_exactly_what_the_facade_accepts(
 ) -> None:
     components = (await client.get("/openapi.json")).json()["components"]["schemas"]
     for model in ("SubmitTranscript", "StartInterview"):
-        (schema,) = [s for s in components[model]["properties"]["tags"]["anyOf"]
-                     if s.get("type") == "object"]
-        good = [{}, {"k": "v"}, {"k" * 64: "v" * 200}, {"cohort": " "},
-                {f"k{i}": "v" for i in range(20)}, {"팀": "백엔드"}]
+        (schema,) = [
+            s for s in components[model]["properties"]["tags"]["anyOf"] if s.get("type") == "object"
+        ]
+        good = [
+            {},
+            {"k": "v"},
+            {"k" * 64: "v" * 200},
+            {"cohort": " "},
+            {f"k{i}": "v" for i in range(20)},
+            {"팀": "백엔드"},
+        ]
         bad = [case["tags"] for case, _ in BAD_RUNS_AND_TAGS if "tags" in case]
         for tags in good + bad:
             documented = jsonschema.Draft202012Validator(schema).is_valid(tags)

@@ -258,10 +258,16 @@ async def test_kill_9_mid_submission_and_the_resubmission_evaluates_only_what_is
     """
     sid = uuid.uuid4()
     body = {
-        "session_id": str(sid), "participant_id": "p-kill-submission", "position": "backend",
-        "transcript": [{"question": f"Question {n}: how would you scale service {n}?",
-                        "answer": f"{ANSWERS[n % len(ANSWERS)]} (service {n})"}
-                       for n in range(1, 7)],
+        "session_id": str(sid),
+        "participant_id": "p-kill-submission",
+        "position": "backend",
+        "transcript": [
+            {
+                "question": f"Question {n}: how would you scale service {n}?",
+                "answer": f"{ANSWERS[n % len(ANSWERS)]} (service {n})",
+            }
+            for n in range(1, 7)
+        ],
     }
     with OpenAIStub(latency_s=0.05) as stub:
         stub.timeout_sleep_s = 120.0

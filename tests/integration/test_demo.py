@@ -40,15 +40,20 @@ def test_the_korean_candidate_answers_every_korean_bank_question_in_korean() -> 
     [("backend", "en"), *[(position, "ko") for position in available_positions()]],
 )
 async def test_the_demo_runs_offline_and_prints_analyses_in_its_language(
-    interviews: InterviewService, offline_services: Services, capsys: pytest.CaptureFixture[str],
-    position: str, language: str,
+    interviews: InterviewService,
+    offline_services: Services,
+    capsys: pytest.CaptureFixture[str],
+    position: str,
+    language: str,
 ) -> None:
-    report = await run_demo(interviews, offline_services.storage.embedder,
-                            position=position, language=language)
+    report = await run_demo(
+        interviews, offline_services.storage.embedder, position=position, language=language
+    )
     printed = " ".join(capsys.readouterr().out.split())
     assert report.status == "completed" and report.language == language
-    prepared = {a["question"]: a["answer"]
-                for a in prepared_answers(load_candidate(language), position)}
+    prepared = {
+        a["question"]: a["answer"] for a in prepared_answers(load_candidate(language), position)
+    }
     for turn in report.turns:
         assert turn.answer == prepared[turn.question]  # the candidate answered what was asked
     assert report.holistic is not None
@@ -65,7 +70,8 @@ async def test_a_demo_without_a_scripted_candidate_is_refused_before_anything_ru
     interviews: InterviewService, offline_services: Services
 ) -> None:
     with pytest.raises(InvalidRequestError, match="position has no scripted en demo"):
-        await run_demo(interviews, offline_services.storage.embedder,
-                       position="frontend", language="en")
+        await run_demo(
+            interviews, offline_services.storage.embedder, position="frontend", language="en"
+        )
     with pytest.raises(InvalidRequestError, match="language must be one of"):
         await run_demo(interviews, offline_services.storage.embedder, language="fr")

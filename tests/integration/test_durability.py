@@ -27,16 +27,18 @@ def run_step(database_urls: DatabaseUrls, *args: str) -> dict[str, object]:
     env.pop("OPENAI_BASE_URL", None)
     completed = subprocess.run(
         [sys.executable, "-m", "tests.support.interview_process", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
 
 
-async def test_resume_in_another_process(
-    database_urls: DatabaseUrls, storage: Storage
-) -> None:
+async def test_resume_in_another_process(database_urls: DatabaseUrls, storage: Storage) -> None:
     started = run_step(database_urls, "start", "-", *ANSWERS)
     session_id = uuid.UUID(str(started["session_id"]))
     # The first process is gone; only the question is stored so far.

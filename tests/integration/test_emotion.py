@@ -338,7 +338,9 @@ async def test_a_queued_transcript_keeps_its_emotions(
     with pytest.raises(InvalidRequestError, match=r"transcript\[0\]\.emotion"):
         await interviews.queue_transcript(
             TranscriptSubmission(
-                participant_id="p-bad", position="backend", language="en",
+                participant_id="p-bad",
+                position="backend",
+                language="en",
                 transcript=bad["transcript"],
             )
         )

@@ -38,28 +38,45 @@ def transcript(turns: int) -> list[dict[str, str]]:
 
 
 def judgement(schema: type, messages: list[BaseMessage]) -> Any:
-    common = {"analysis": "solid", "strengths": ["specific"], "improvements": [],
-              "keywords": ["cache"], "flags": [], "feedback": "good"}
+    common = {
+        "analysis": "solid",
+        "strengths": ["specific"],
+        "improvements": [],
+        "keywords": ["cache"],
+        "flags": [],
+        "feedback": "good",
+    }
     if schema is FlowJudgement:
-        return FlowJudgement(score=70, rubrics=[
-            {"criterion": "consistency", "score": 70, "reason": "consistent"}], **common)
-    return TurnJudgement(score=80, rubrics=[
-        {"criterion": "relevance", "score": 80, "reason": "on topic"}], **common)
+        return FlowJudgement(
+            score=70,
+            rubrics=[{"criterion": "consistency", "score": 70, "reason": "consistent"}],
+            **common,
+        )
+    return TurnJudgement(
+        score=80, rubrics=[{"criterion": "relevance", "score": 80, "reason": "on topic"}], **common
+    )
 
 
-async def invoke(graph: Any, payload: dict[str, Any], storage: Storage, judge: LLMJudge
-                 ) -> dict[str, Any]:
+async def invoke(
+    graph: Any, payload: dict[str, Any], storage: Storage, judge: LLMJudge
+) -> dict[str, Any]:
     """Run `graph` on `payload` with `judge` (and the bank's questions) as its services."""
-    services = Services(storage=storage, judge=judge,
-                        question_generator=BankQuestionGenerator(storage.questions))
+    services = Services(
+        storage=storage, judge=judge, question_generator=BankQuestionGenerator(storage.questions)
+    )
     with use_services(services):
         result: dict[str, Any] = await graph.ainvoke(payload)
     return result
 
 
 def submission(session_id: uuid.UUID, turns: int) -> dict[str, Any]:
-    return {"session_id": str(session_id), "mode": "submission", "position": "backend",
-            "participant_id": "p-llm", "transcript": transcript(turns)}
+    return {
+        "session_id": str(session_id),
+        "mode": "submission",
+        "position": "backend",
+        "participant_id": "p-llm",
+        "transcript": transcript(turns),
+    }
 
 
 async def evaluation_counts(storage: Storage, session_id: uuid.UUID) -> tuple[int, int]:
@@ -78,7 +95,9 @@ async def test_submission_with_fake_chat_model(storage: Storage) -> None:
     rows = await storage.evaluations.list_evaluations(session_id)
     assert [(e.turn, e.score) for e in rows] == [(1, 80), (2, 80), (3, 80), (None, 70)]
     assert rows[0].details["judge"] == {
-        "kind": "llm", "model": "fake", "prompt_version": PROMPT_VERSION
+        "kind": "llm",
+        "model": "fake",
+        "prompt_version": PROMPT_VERSION,
     }
     assert rows[0].details["rubrics"]["relevance"]["reason"] == "on topic"
 
@@ -91,8 +110,12 @@ def stub() -> Iterator[OpenAIStub]:
 
 def stub_settings(stub: OpenAIStub, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "openai_base_url": stub.base_url, "llm_model": "stub", "llm_max_retries": 2,
-        "llm_backoff_s": 0.01, "llm_timeout_s": 2.0, "llm_max_concurrency": 64,
+        "openai_base_url": stub.base_url,
+        "llm_model": "stub",
+        "llm_max_retries": 2,
+        "llm_backoff_s": 0.01,
+        "llm_timeout_s": 2.0,
+        "llm_max_concurrency": 64,
     }
     values.update(overrides)
     return Settings(**values)

@@ -62,8 +62,12 @@ async def test_offline_interview_end_to_end(
         session_id = uuid.uuid4()
         config = config_of(session_id)
         result = await graph.ainvoke(
-            {"session_id": str(session_id), "participant_id": "p-e2e", "position": "backend",
-             "max_turns": 4},
+            {
+                "session_id": str(session_id),
+                "participant_id": "p-e2e",
+                "position": "backend",
+                "max_turns": 4,
+            },
             config,
         )
         asked: list[str] = []
@@ -99,9 +103,7 @@ async def test_answer_is_persisted_before_evaluation(
         )
         # Stop the interview at turn 2 with an answer: the answer is stored, then 6a and 7 run.
         await graph.ainvoke(Command(resume=ANSWERS[0]), config)
-        result = await graph.ainvoke(
-            Command(resume={"answer": ANSWERS[3], "stop": True}), config
-        )
+        result = await graph.ainvoke(Command(resume={"answer": ANSWERS[3], "stop": True}), config)
         assert result["status"] == "completed"
         transcript = await offline_services.storage.sessions.get_transcript(session_id)
         assert [t.answer_text for t in transcript] == [ANSWERS[0], ANSWERS[3]]
@@ -156,8 +158,12 @@ async def test_submission_mode_offline_and_rerun_after_close(
             {"question": "How would you add a cache to a read-heavy API?", "answer": ANSWERS[2]},
             {"question": "Tell me about an incident you handled.", "answer": ANSWERS[3]},
         ]
-        payload = {"session_id": str(session_id), "mode": "submission", "position": "backend",
-                   "transcript": transcript}
+        payload = {
+            "session_id": str(session_id),
+            "mode": "submission",
+            "position": "backend",
+            "transcript": transcript,
+        }
         result = await graph.ainvoke(payload)
         assert result["status"] == "completed"
         assert sorted(e["turn"] for e in result["turn_evaluations"]) == [1, 2, 3]
@@ -176,17 +182,13 @@ async def test_submission_without_transcript_needs_a_stored_session(
     with use_services(offline_services):
         unknown = uuid.uuid4()
         with pytest.raises(SessionNotFoundError):
-            await graph.ainvoke(
-                {"session_id": str(unknown), "mode": "submission"}
-            )
+            await graph.ainvoke({"session_id": str(unknown), "mode": "submission"})
         assert (await count_rows(offline_services, unknown))["ended_at"] is None
         empty = await offline_services.storage.sessions.create_session(
             participant_id="p", position="backend", language="en", max_turns=2
         )
         with pytest.raises(InvalidInterviewInputError, match="no answered turn"):
-            await graph.ainvoke(
-                {"session_id": str(empty.id), "mode": "submission"}
-            )
+            await graph.ainvoke({"session_id": str(empty.id), "mode": "submission"})
 
 
 def test_exported_graph_has_no_checkpointer_and_numbered_nodes() -> None:
@@ -195,15 +197,21 @@ def test_exported_graph_has_no_checkpointer_and_numbered_nodes() -> None:
     assert graph.checkpointer is None
     nodes = set(graph.get_graph().nodes)
     assert {
-        "open_session", "generate_question", "intake_answer", "evaluate_turn",
-        "evaluate_holistic_flow", "close_session",
+        "open_session",
+        "generate_question",
+        "intake_answer",
+        "evaluate_turn",
+        "evaluate_holistic_flow",
+        "close_session",
     } <= nodes
 
 
 def test_incomplete_error_names_each_failure() -> None:
     error = EvaluationIncompleteError(
         "s1",
-        [{"target": "turn", "turn": 2, "error": "boom"},
-         {"target": "holistic", "turn": None, "error": "timeout"}],
+        [
+            {"target": "turn", "turn": 2, "error": "boom"},
+            {"target": "holistic", "turn": None, "error": "timeout"},
+        ],
     )
     assert "turn 2: boom" in str(error) and "holistic flow: timeout" in str(error)

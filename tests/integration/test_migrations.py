@@ -223,7 +223,7 @@ def test_queue_schema_round_trip(empty_database: DatabaseUrls) -> None:
     (job,) = _query(
         urls,
         "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW('q', 't', 0, NULL, NULL,"
-        " '{\"session_id\": \"x\"}'::jsonb, NULL)::procrastinate_job_to_defer_v1]))",
+        ' \'{"session_id": "x"}\'::jsonb, NULL)::procrastinate_job_to_defer_v1]))',
     )
     assert isinstance(job[0], int)
     check(urls.sqlalchemy)  # the queue's tables are not drift

@@ -21,7 +21,9 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 def execute(name: str) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
-        notebook, kernel_name="python3", timeout=600,
+        notebook,
+        kernel_name="python3",
+        timeout=600,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     )
     client.execute()  # raises CellExecutionError on the first failing cell
@@ -31,15 +33,18 @@ def execute(name: str) -> nbformat.NotebookNode:
 def outputs(notebook: nbformat.NotebookNode, mime: str) -> list[object]:
     return [
         output["data"][mime]
-        for cell in notebook.cells if cell.cell_type == "code"
-        for output in cell.get("outputs", []) if mime in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if mime in output.get("data", {})
     ]
 
 
 def printed(notebook: nbformat.NotebookNode, stream: str = "stdout") -> str:
     return "".join(
         "".join(output.get("text", ""))
-        for cell in notebook.cells if cell.cell_type == "code"
+        for cell in notebook.cells
+        if cell.cell_type == "code"
         for output in cell.get("outputs", [])
         if output.get("output_type") == "stream" and output.get("name") == stream
     )
@@ -75,7 +80,9 @@ async def test_notebooks_run_idempotently_and_plot(
     for notebook in (first, again, analyse):
         assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"
         stray = [
-            output for cell in notebook.cells if cell.cell_type == "code"
+            output
+            for cell in notebook.cells
+            if cell.cell_type == "code"
             for output in cell.get("outputs", [])
             if output.get("output_type") == "execute_result"
             and "text/plain" in output.get("data", {})

@@ -131,7 +131,13 @@ async def test_llm_generator_with_real_bank_examples_and_fallback(
         )
     )
     generator = LLMQuestionGenerator(
-        model, questions, embedder, max_retries=0, backoff_s=0.0, timeout_s=5.0, examples_k=2,
+        model,
+        questions,
+        embedder,
+        max_retries=0,
+        backoff_s=0.0,
+        timeout_s=5.0,
+        examples_k=2,
         max_attempts=3,
     )
     question = await generator.next_question(position=position, language="en", history=history)

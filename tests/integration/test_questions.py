@@ -379,12 +379,14 @@ async def test_seeding_fills_expected_points_of_stored_rows(
         stored = {
             (row.position, row.text): row.expected_points
             for row in await s.execute(
-                select(Question.position, Question.text, Question.expected_points))
+                select(Question.position, Question.text, Question.expected_points)
+            )
         }
     assert stored == {(q.position, q.text): list(q.expected_points) for q in bank}
     first = await repository.first_question("backend", "en")
-    assert await repository.expected_points(first.id) == list(next(
-        q.expected_points for q in bank if q.text == first.text))
+    assert await repository.expected_points(first.id) == list(
+        next(q.expected_points for q in bank if q.text == first.text)
+    )
 
 
 ENGLISH_PARAPHRASES = [

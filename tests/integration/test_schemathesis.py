@@ -34,9 +34,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CONFIG = Path(__file__).resolve().parents[1] / "data" / "schemathesis.toml"
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)]
 COMMON = [
-    "--checks", "all", "--header", f"X-API-Key: {KEY_A}", "--seed", "20261127",
-    "--generation-database", "none", "--workers", "1", "--no-color",
-    "--request-timeout", "60", "--suppress-health-check", "too_slow,filter_too_much",
+    "--checks",
+    "all",
+    "--header",
+    f"X-API-Key: {KEY_A}",
+    "--seed",
+    "20261127",
+    "--generation-database",
+    "none",
+    "--workers",
+    "1",
+    "--no-color",
+    "--request-timeout",
+    "60",
+    "--suppress-health-check",
+    "too_slow,filter_too_much",
 ]
 #: The coverage phase derives boundary values from each schema (exactly maxLength characters,
 #: maxLength + 1, ...). For strings longer than Hypothesis's 8 KiB choice buffer (answers are
@@ -59,7 +71,11 @@ def _schemathesis(base: str, *args: str, tmp_path: Path) -> subprocess.Completed
     env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"}
     return subprocess.run(
         [*SCHEMATHESIS, "run", f"{base}/openapi.json", *COMMON, *args],
-        capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        cwd=tmp_path,
     )
 
 
@@ -70,16 +86,26 @@ def _assert_clean(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_schemathesis_all_checks(server: str, tmp_path: Path) -> None:
-    fuzzing = _schemathesis(server, "--phases", "examples,fuzzing,stateful",
-                            "--max-examples", "15", tmp_path=tmp_path)
+    fuzzing = _schemathesis(
+        server, "--phases", "examples,fuzzing,stateful", "--max-examples", "15", tmp_path=tmp_path
+    )
     _assert_clean(fuzzing)
-    coverage = _schemathesis(server, "--phases", "coverage", "--max-examples", "25",
-                             "--exclude-path-regex", LONG_TEXT_OPERATIONS, tmp_path=tmp_path)
+    coverage = _schemathesis(
+        server,
+        "--phases",
+        "coverage",
+        "--max-examples",
+        "25",
+        "--exclude-path-regex",
+        LONG_TEXT_OPERATIONS,
+        tmp_path=tmp_path,
+    )
     _assert_clean(coverage)
 
 
-def _raw_exchange(base: str, head: bytes, *, trickle: int = 0) -> tuple[int, dict[str, str], bytes,
-                                                                       int]:
+def _raw_exchange(
+    base: str, head: bytes, *, trickle: int = 0
+) -> tuple[int, dict[str, str], bytes, int]:
     """Send `head` (then `trickle` bytes of one header value, in chunks) and read the reply.
 
     Stops sending as soon as the server answers: a server that buffered everything would
@@ -111,8 +137,9 @@ def _raw_exchange(base: str, head: bytes, *, trickle: int = 0) -> tuple[int, dic
     head_bytes, _, body = data.partition(b"\r\n\r\n")
     lines = head_bytes.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":")
-                                                            for line in lines[1:])}
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
     return status, headers, body, sent
 
 
@@ -140,15 +167,17 @@ def test_a_50_mb_header_is_refused_while_it_arrives(server: str) -> None:
 def test_headers_over_the_limit_are_431_in_the_error_model(server: str) -> None:
     # Under uvicorn's buffer (limit + request-line allowance) but over API_MAX_HEADER_BYTES.
     size = 16 * 1024 + REQUEST_LINE_ALLOWANCE // 2
-    head = (b"GET /health HTTP/1.1\r\nHost: test\r\nX-Junk: " + b"j" * size + b"\r\n\r\n")
+    head = b"GET /health HTTP/1.1\r\nHost: test\r\nX-Junk: " + b"j" * size + b"\r\n\r\n"
     status, headers, body, _ = _raw_exchange(server, head)
     assert status == 431
     assert json.loads(body)["error"] == "HeadersTooLarge"
 
 
 def test_a_declared_oversized_body_is_413_before_it_is_sent(server: str) -> None:
-    head = (b"POST /submissions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            + f"X-API-Key: {KEY_A}\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode())
+    head = (
+        b"POST /submissions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"X-API-Key: {KEY_A}\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n".encode()
+    )
     status, headers, body, _ = _raw_exchange(server, head)
     assert status == 413
     error = json.loads(body)
@@ -157,7 +186,10 @@ def test_a_declared_oversized_body_is_413_before_it_is_sent(server: str) -> None
 
 def test_malformed_json_without_a_key_is_401_on_the_wire(server: str) -> None:
     body = b"{not json"
-    head = (b"POST /interviews HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = (
+        b"POST /interviews HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     status, _, reply, _ = _raw_exchange(server, head)
     assert status == 401 and json.loads(reply)["error"] == "Unauthorized"

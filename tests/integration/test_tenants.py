@@ -37,7 +37,8 @@ pytestmark = pytest.mark.integration
 
 START = {"participant_id": "p-tenant", "position": "backend", "max_turns": 3}
 SUBMISSION = {
-    "participant_id": "p-tenant", "position": "devops",
+    "participant_id": "p-tenant",
+    "position": "devops",
     "transcript": [{"question": "How do you roll out a risky change?", "answer": ANSWER}],
 }
 
@@ -45,8 +46,13 @@ SUBMISSION = {
 class TenantWorld:
     """Sessions of tenant A: two live interviews (with candidate tokens) and a closed one."""
 
-    def __init__(self, client: httpx.AsyncClient, live: dict[str, Any], other: dict[str, Any],
-                 closed: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        live: dict[str, Any],
+        other: dict[str, Any],
+        closed: dict[str, Any],
+    ) -> None:
         self.client = client
         self.live = live
         self.other = other
@@ -82,14 +88,18 @@ def _routes(session_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", f"/sessions/{session_id}/submit", {"params": {"reevaluate": "true"}}),
         ("GET", f"/sessions/{session_id}/report", {}),
         ("GET", f"/sessions/{session_id}/evaluations", {}),
-        ("GET", f"/sessions/{session_id}/evaluations",
-         {"params": {"evaluation_type": "TURN_EVAL"}}),
+        (
+            "GET",
+            f"/sessions/{session_id}/evaluations",
+            {"params": {"evaluation_type": "TURN_EVAL"}},
+        ),
         ("POST", "/submissions", {"json": {**SUBMISSION, "session_id": session_id}}),
     ]
 
 
-@pytest.mark.parametrize("headers", [HEADERS_B, {"X-API-Key": KEY_DEFAULT}],
-                         ids=["tenant-b", "tenant-default"])
+@pytest.mark.parametrize(
+    "headers", [HEADERS_B, {"X-API-Key": KEY_DEFAULT}], ids=["tenant-b", "tenant-default"]
+)
 async def test_another_tenant_gets_the_404_of_an_unknown_session_on_every_route(
     world: TenantWorld, storage: Storage, headers: dict[str, str]
 ) -> None:
@@ -99,9 +109,12 @@ async def test_another_tenant_gets_the_404_of_an_unknown_session_on_every_route(
             before = await table_counts(storage)
             response = await client.request(method, path, headers=headers, **kwargs)
             unknown_id = str(uuid.uuid4())
-            unknown = await client.request(method, path.replace(session_id, unknown_id),
-                                           headers=headers, **_swap(kwargs, session_id,
-                                                                    unknown_id))
+            unknown = await client.request(
+                method,
+                path.replace(session_id, unknown_id),
+                headers=headers,
+                **_swap(kwargs, session_id, unknown_id),
+            )
             assert response.status_code == 404, (method, path, response.text)
             assert_error(response, 404)
             assert response.json() == {
@@ -122,8 +135,7 @@ async def test_another_tenant_gets_the_404_of_an_unknown_session_on_every_route(
     step = await client.get(f"/interviews/{world.live_id}", headers=HEADERS_A)
     assert step.status_code == 200 and step.json()["status"] == "awaiting_answer"
     assert step.json()["question"]["turn"] == 1
-    report = await client.get(f"/sessions/{world.closed['session_id']}/report",
-                              headers=HEADERS_A)
+    report = await client.get(f"/sessions/{world.closed['session_id']}/report", headers=HEADERS_A)
     assert report.status_code == 200 and report.json()["ended_at"] is not None
 
 
@@ -136,13 +148,18 @@ def _swap(kwargs: dict[str, Any], old: str, new: str) -> dict[str, Any]:
 
 async def test_sessions_record_their_tenant(world: TenantWorld, storage: Storage) -> None:
     async with storage.db.engine.connect() as conn:
-        rows = dict((await conn.execute(text(
-            "SELECT id::text, tenant FROM prompt_sessions WHERE id = ANY(:ids)"
-        ), {"ids": [uuid.UUID(world.live_id), uuid.UUID(str(world.closed["session_id"]))]}
-        )).all())
-        token_hash = await conn.scalar(text(
-            "SELECT candidate_token_sha256 FROM prompt_sessions WHERE id = :id"
-        ), {"id": uuid.UUID(world.live_id)})
+        rows = dict(
+            (
+                await conn.execute(
+                    text("SELECT id::text, tenant FROM prompt_sessions WHERE id = ANY(:ids)"),
+                    {"ids": [uuid.UUID(world.live_id), uuid.UUID(str(world.closed["session_id"]))]},
+                )
+            ).all()
+        )
+        token_hash = await conn.scalar(
+            text("SELECT candidate_token_sha256 FROM prompt_sessions WHERE id = :id"),
+            {"id": uuid.UUID(world.live_id)},
+        )
     assert set(rows.values()) == {"acme"}
     # Only the SHA-256 of the candidate token is stored.
     assert token_hash == hashlib.sha256(world.token.encode()).hexdigest()
@@ -154,13 +171,16 @@ async def test_tenant_b_sessions_are_its_own(world: TenantWorld, storage: Storag
     mine = await client.post("/submissions", json=SUBMISSION, headers=HEADERS_B)
     assert mine.status_code == 200
     session_id = mine.json()["session_id"]
-    assert (await client.get(f"/sessions/{session_id}/report", headers=HEADERS_B)
-            ).status_code == 200
-    assert (await client.get(f"/sessions/{session_id}/report", headers=HEADERS_A)
-            ).status_code == 404
+    assert (
+        await client.get(f"/sessions/{session_id}/report", headers=HEADERS_B)
+    ).status_code == 200
+    assert (
+        await client.get(f"/sessions/{session_id}/report", headers=HEADERS_A)
+    ).status_code == 404
     async with storage.db.engine.connect() as conn:
-        tenant = await conn.scalar(text("SELECT tenant FROM prompt_sessions WHERE id = :id"),
-                                   {"id": uuid.UUID(session_id)})
+        tenant = await conn.scalar(
+            text("SELECT tenant FROM prompt_sessions WHERE id = :id"), {"id": uuid.UUID(session_id)}
+        )
     assert tenant == "globex"
 
 
@@ -174,8 +194,11 @@ async def test_candidate_token_reads_and_answers_its_interview_only(
     assert "candidate_token" not in step.json()  # shown once, at creation
 
     # Not another session, not even one of the same tenant.
-    for session_id in (str(world.other["session_id"]), str(world.closed["session_id"]),
-                       str(uuid.uuid4())):
+    for session_id in (
+        str(world.other["session_id"]),
+        str(world.closed["session_id"]),
+        str(uuid.uuid4()),
+    ):
         before = await table_counts(storage)
         for method, path, kwargs in _routes(session_id):
             response = await client.request(method, path, headers=token, **kwargs)
@@ -199,8 +222,9 @@ async def test_candidate_token_reads_and_answers_its_interview_only(
     bad_key = {**token, "X-API-Key": "wrong-key-0123456789"}
     assert_error(await client.get(f"/interviews/{world.live_id}", headers=bad_key), 401)
 
-    answered = await client.post(f"/interviews/{world.live_id}/answers",
-                                 json={"answer": ANSWER}, headers=token)
+    answered = await client.post(
+        f"/interviews/{world.live_id}/answers", json={"answer": ANSWER}, headers=token
+    )
     assert answered.status_code == 200, answered.text
     assert answered.json()["question"]["turn"] == 2
     assert answered.json()["last_evaluation"]["turn"] == 1
@@ -214,8 +238,9 @@ async def test_candidate_token_of_another_tenant_session_does_not_open_mine(
     assert theirs.status_code == 201
     token = {"X-Candidate-Token": theirs.json()["candidate_token"]}
     assert_error(await client.get(f"/interviews/{world.live_id}", headers=token), 401)
-    assert (await client.get(f"/interviews/{theirs.json()['session_id']}", headers=token)
-            ).status_code == 200
+    assert (
+        await client.get(f"/interviews/{theirs.json()['session_id']}", headers=token)
+    ).status_code == 200
 
 
 async def test_without_api_keys_everything_is_tenant_default(storage: Storage) -> None:
@@ -225,19 +250,24 @@ async def test_without_api_keys_everything_is_tenant_default(storage: Storage) -
         assert started.status_code == 201
         session_id = started.json()["session_id"]
         async with storage.db.engine.connect() as conn:
-            tenant = await conn.scalar(text("SELECT tenant FROM prompt_sessions WHERE id = :id"),
-                                       {"id": uuid.UUID(session_id)})
+            tenant = await conn.scalar(
+                text("SELECT tenant FROM prompt_sessions WHERE id = :id"),
+                {"id": uuid.UUID(session_id)},
+            )
         assert tenant == "default"
     # The same session is the default tenant's when keys are turned on...
-    bare = Settings(_env_file=None, judge=JudgeKind.HEURISTIC,  # type: ignore[call-arg]
-                    api_keys=[SecretStr(KEY_DEFAULT)])
+    bare = Settings(
+        _env_file=None,
+        judge=JudgeKind.HEURISTIC,  # type: ignore[call-arg]
+        api_keys=[SecretStr(KEY_DEFAULT)],
+    )
     async with app_client(storage, bare) as (_, client):
-        assert (await client.get(f"/interviews/{session_id}",
-                                 headers={"X-API-Key": KEY_DEFAULT})).status_code == 200
+        assert (
+            await client.get(f"/interviews/{session_id}", headers={"X-API-Key": KEY_DEFAULT})
+        ).status_code == 200
     # ...and nobody else's.
     async with app_client(storage, tenant_settings()) as (_, client):
-        assert (await client.get(f"/interviews/{session_id}", headers=HEADERS_A)
-                ).status_code == 404
+        assert (await client.get(f"/interviews/{session_id}", headers=HEADERS_A)).status_code == 404
 
 
 # --- the migration ------------------------------------------------------------------------
@@ -248,16 +278,19 @@ def empty_database(embedded_server: EmbeddedServer) -> Iterator[DatabaseUrls]:
     name = f"turnjudge_tenant_{uuid.uuid4().hex[:12]}"
     ensure_database(embedded_server, name)
     try:
-        yield DatabaseUrls(sqlalchemy=embedded_server.sqlalchemy_url(name),
-                           libpq=embedded_server.libpq_url(name))
+        yield DatabaseUrls(
+            sqlalchemy=embedded_server.sqlalchemy_url(name), libpq=embedded_server.libpq_url(name)
+        )
     finally:
         drop_database(embedded_server, name)
 
 
 def _columns(urls: DatabaseUrls) -> set[str]:
     with psycopg.connect(urls.libpq, autocommit=True) as conn:
-        rows = conn.execute("SELECT column_name FROM information_schema.columns"
-                            " WHERE table_name = 'prompt_sessions'").fetchall()
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'prompt_sessions'"
+        ).fetchall()
     return {str(row[0]) for row in rows}
 
 
@@ -268,21 +301,25 @@ def test_tenant_migration_upgrades_existing_rows_and_downgrades(
     upgrade(urls.sqlalchemy, "0001")
     assert "tenant" not in _columns(urls)
     with psycopg.connect(urls.libpq, autocommit=True) as conn:
-        conn.execute("INSERT INTO prompt_sessions (participant_id, position, language, max_turns)"
-                     " VALUES ('p-old', 'backend', 'en', 3)")
+        conn.execute(
+            "INSERT INTO prompt_sessions (participant_id, position, language, max_turns)"
+            " VALUES ('p-old', 'backend', 'en', 3)"
+        )
     upgrade(urls.sqlalchemy, "0002_session_tenant")
     assert {"tenant", "candidate_token_sha256"} <= _columns(urls)
     with psycopg.connect(urls.libpq, autocommit=True) as conn:
-        assert conn.execute("SELECT tenant, candidate_token_sha256 FROM prompt_sessions"
-                            ).fetchall() == [("default", None)]
-        assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname ="
-                            " 'ix_prompt_sessions_tenant'").fetchall() == [(1,)]
+        assert conn.execute(
+            "SELECT tenant, candidate_token_sha256 FROM prompt_sessions"
+        ).fetchall() == [("default", None)]
+        assert conn.execute(
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'ix_prompt_sessions_tenant'"
+        ).fetchall() == [(1,)]
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0002_session_tenant",)]
+            ("0002_session_tenant",)
+        ]
     downgrade(urls.sqlalchemy, "0001")
     assert not {"tenant", "candidate_token_sha256"} & _columns(urls)
     with psycopg.connect(urls.libpq, autocommit=True) as conn:
-        assert conn.execute("SELECT participant_id FROM prompt_sessions").fetchall() == [
-            ("p-old",)]
+        assert conn.execute("SELECT participant_id FROM prompt_sessions").fetchall() == [("p-old",)]
     upgrade(urls.sqlalchemy)
     check(urls.sqlalchemy)

@@ -166,9 +166,7 @@ def _respond(step: Any, include_raw: bool) -> Any:
     if isinstance(step, BaseModel):
         step = Reply(step)
     if isinstance(step, Reply):
-        raw = AIMessage(
-            content="", usage_metadata=_usage(step.input_tokens, step.output_tokens)
-        )
+        raw = AIMessage(content="", usage_metadata=_usage(step.input_tokens, step.output_tokens))
         if not include_raw:
             return step.parsed
         return {"raw": raw, "parsed": step.parsed, "parsing_error": None}

@@ -23,8 +23,13 @@ HEADERS_B = {"X-API-Key": KEY_B}
 
 #: Every table a request could touch: turnjudge's and LangGraph's checkpoint tables.
 TABLES = (
-    "prompt_sessions", "prompt_messages", "prompt_evaluations", "questions",
-    "checkpoints", "checkpoint_writes", "checkpoint_blobs",
+    "prompt_sessions",
+    "prompt_messages",
+    "prompt_evaluations",
+    "questions",
+    "checkpoints",
+    "checkpoint_writes",
+    "checkpoint_blobs",
 )
 
 ANSWER = (
@@ -55,8 +60,9 @@ async def app_client(
     app = create_app(settings, storage=storage)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test",
-                                     timeout=60) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", timeout=60
+        ) as client:
             yield app, client
 
 
@@ -69,8 +75,9 @@ async def table_counts(storage: Storage) -> dict[str, int]:
         return counts
 
 
-def assert_error(response: httpx.Response, status: int | None = None,
-                 field: str | None = None) -> ErrorOut:
+def assert_error(
+    response: httpx.Response, status: int | None = None, field: str | None = None
+) -> ErrorOut:
     """The response is an error in the documented model (and of `status`, naming `field`)."""
     if status is None:
         assert response.status_code < 500 or response.status_code in (502, 503), response.text
@@ -97,8 +104,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_api(database_url: str, env: dict[str, str] | None = None,
-               timeout_s: float = 180.0) -> Iterator[str]:
+def served_api(
+    database_url: str, env: dict[str, str] | None = None, timeout_s: float = 180.0
+) -> Iterator[str]:
     """`turnjudge serve` in a subprocess on loopback against `database_url`; its base URL."""
     import os
     import subprocess
@@ -108,14 +116,22 @@ def served_api(database_url: str, env: dict[str, str] | None = None,
 
     port = free_port()
     environment = {
-        **os.environ, "DATABASE_URL": database_url, "JUDGE": "heuristic",
-        "API_KEYS": f"acme:{KEY_A},globex:{KEY_B}", "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1", "LANGSMITH_TRACING": "false", **(env or {}),
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "JUDGE": "heuristic",
+        "API_KEYS": f"acme:{KEY_A},globex:{KEY_B}",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "LANGSMITH_TRACING": "false",
+        **(env or {}),
     }
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=log, text=True,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -21,12 +21,15 @@ async def main(action: str, session_id: str | None, answers: list[str]) -> None:
         interviews = runtime.interviews
         if action == "start":
             step = await interviews.start(
-                participant_id="p-durable", position="backend", language="en",
+                participant_id="p-durable",
+                position="backend",
+                language="en",
                 max_turns=len(answers) or 2,
             )
             assert step.question is not None
-            print(json.dumps({"session_id": str(step.session_id),
-                              "question": step.question.question}))
+            print(
+                json.dumps({"session_id": str(step.session_id), "question": step.question.question})
+            )
             return
         assert session_id is not None
         sid = uuid.UUID(session_id)

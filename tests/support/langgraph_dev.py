@@ -68,10 +68,23 @@ def langgraph_dev(database_url: str, *, timeout_s: float = 120) -> Iterator[DevS
     started = time.perf_counter()
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [str(langgraph), "dev", "--port", str(port), "--host", "127.0.0.1",
-             "--no-browser", "--no-reload", "--config", str(ROOT / "langgraph.json")],
-            cwd=ROOT, env=offline_env(database_url), stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(langgraph),
+                "dev",
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--no-browser",
+                "--no-reload",
+                "--config",
+                str(ROOT / "langgraph.json"),
+            ],
+            cwd=ROOT,
+            env=offline_env(database_url),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -698,8 +698,14 @@ class OpenAIStub:
                 await self._sleep(self.timeout_sleep_s, request)
             if fault == "error_body":  # some gateways report errors with HTTP 200
                 return JSONResponse(
-                    {"error": {"message": "upstream overloaded (stub fault)",
-                               "type": "server_error", "param": None, "code": None}},
+                    {
+                        "error": {
+                            "message": "upstream overloaded (stub fault)",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    },
                     headers=self._conn_headers(),
                 )
 
@@ -747,8 +753,13 @@ class OpenAIStub:
                 message["content"] = plan.payload
             if fault == "no_choices":  # the openai SDK then fails with a bare TypeError
                 return JSONResponse(
-                    {"id": completion_id, "object": "chat.completion", "created": created,
-                     "model": model, "usage": usage},
+                    {
+                        "id": completion_id,
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": model,
+                        "usage": usage,
+                    },
                     headers=self._conn_headers(),
                 )
             return JSONResponse(

@@ -27,7 +27,10 @@ def test_tenant_key_entries_and_bare_keys(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("API_KEYS", f"acme:{KEY_1}, {KEY_2} ,globex.eu : k3y-three-012345")
     keys = make().api_keys
     assert [(k.tenant, k.get_secret_value()) for k in keys] == [
-        ("acme", KEY_1), (DEFAULT_TENANT, KEY_2), ("globex.eu", "k3y-three-012345")]
+        ("acme", KEY_1),
+        (DEFAULT_TENANT, KEY_2),
+        ("globex.eu", "k3y-three-012345"),
+    ]
 
 
 def test_secret_str_entries_are_bare_keys() -> None:
@@ -35,11 +38,21 @@ def test_secret_str_entries_are_bare_keys() -> None:
     assert (key.tenant, key.get_secret_value()) == (DEFAULT_TENANT, KEY_1)
 
 
-@pytest.mark.parametrize("value", [
-    f"bad tenant:{KEY_1}", f":{KEY_1}", f"-acme:{KEY_1}", f"{'t' * 65}:{KEY_1}",
-    "acme:short", "acme:changeme", "acme:CHANGEME", f"{KEY_1},other:{KEY_1}",
-    "acme:k3y with spaces-0123", "acme:ключ-0123456789abcdef",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"bad tenant:{KEY_1}",
+        f":{KEY_1}",
+        f"-acme:{KEY_1}",
+        f"{'t' * 65}:{KEY_1}",
+        "acme:short",
+        "acme:changeme",
+        "acme:CHANGEME",
+        f"{KEY_1},other:{KEY_1}",
+        "acme:k3y with spaces-0123",
+        "acme:ключ-0123456789abcdef",
+    ],
+)
 def test_bad_entries_are_refused_without_echoing_the_key(value: str) -> None:
     with pytest.raises(ValidationError) as info:
         make(api_keys=value)

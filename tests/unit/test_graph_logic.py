@@ -32,20 +32,24 @@ def test_route_interview_until_max_turns_or_stop() -> None:
     assert route(state) == "generate_question"
     state.turns.append(turn(2))
     assert route(state) == "evaluate_holistic_flow"
-    assert route(InterviewState(session_id="s", max_turns=5, turns=[turn(1)],
-                                stop_requested=True)) == "evaluate_holistic_flow"
+    assert (
+        route(InterviewState(session_id="s", max_turns=5, turns=[turn(1)], stop_requested=True))
+        == "evaluate_holistic_flow"
+    )
     assert route(InterviewState(session_id="s", mode="submission")) == "close_session"
 
 
 def test_after_open_fans_out_pending_turns_and_holistic_in_parallel() -> None:
-    state = InterviewState(session_id="s", mode="submission",
-                           turns=[turn(1), turn(2), turn(3)], pending_turns=[1, 3])
+    state = InterviewState(
+        session_id="s", mode="submission", turns=[turn(1), turn(2), turn(3)], pending_turns=[1, 3]
+    )
     sends = after_open(state)
     assert isinstance(sends, list)
     assert [s.node for s in sends] == ["evaluate_turn", "evaluate_turn", "evaluate_holistic_flow"]
     assert [s.arg["turn"] for s in sends[:2]] == [1, 3]
-    done = InterviewState(session_id="s", mode="submission", turns=[turn(1)],
-                          pending_turns=[], holistic_pending=False)
+    done = InterviewState(
+        session_id="s", mode="submission", turns=[turn(1)], pending_turns=[], holistic_pending=False
+    )
     assert after_open(done) == "close_session"
     assert after_open(InterviewState(session_id="s")) == "generate_question"
 
@@ -53,16 +57,17 @@ def test_after_open_fans_out_pending_turns_and_holistic_in_parallel() -> None:
 def test_after_question_and_answer() -> None:
     answered = [turn(1), turn(2, None)]
     assert after_question(InterviewState(stop_requested=True, turns=answered)) == (
-        "evaluate_holistic_flow")
+        "evaluate_holistic_flow"
+    )
     # Nothing answered: nothing to evaluate, the session ends as abandoned.
     assert after_question(InterviewState(stop_requested=True)) == "close_session"
     assert after_question(InterviewState()) == "intake_answer"
     send = after_answer(InterviewState(session_id="s", turns=[turn(1)]))
     assert isinstance(send, Send) and send.arg["answer"] == "a"
     assert after_answer(InterviewState(session_id="s", turns=answered)) == (
-        "evaluate_holistic_flow")
-    assert after_answer(InterviewState(session_id="s", turns=[turn(1, None)])) == (
-        "close_session")
+        "evaluate_holistic_flow"
+    )
+    assert after_answer(InterviewState(session_id="s", turns=[turn(1, None)])) == ("close_session")
     refused = InterviewState(session_id="s", turns=[turn(1, None)], answer_error="blank")
     assert after_answer(refused) == "intake_answer"
 
@@ -71,8 +76,17 @@ def test_parse_resume() -> None:
     assert parse_resume("hello") == ("hello", False, None)
     assert parse_resume({"answer": "x", "stop": True}) == ("x", True, None)
     assert parse_resume({"stop": True}) == (None, True, None)
-    for bad in (42, {"answer": 1}, {}, {"answr": "x"}, "x" * 20_001, "a\x00b", "\ud800",
-                " ", {"stop": "yes"}):
+    for bad in (
+        42,
+        {"answer": 1},
+        {},
+        {"answr": "x"},
+        "x" * 20_001,
+        "a\x00b",
+        "\ud800",
+        " ",
+        {"stop": "yes"},
+    ):
         with pytest.raises(InvalidAnswerError):
             parse_resume(bad)
 

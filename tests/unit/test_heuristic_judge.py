@@ -43,8 +43,14 @@ def judge(module_embedder: Embedder) -> HeuristicJudge:
 
 
 def turn(pair: dict[str, str], answer: str, number: int = 1, **extra: Any) -> TurnCase:
-    return TurnCase(position=pair["position"], language=pair["language"], turn=number,
-                    question=pair["question"], answer=answer, **extra)
+    return TurnCase(
+        position=pair["position"],
+        language=pair["language"],
+        turn=number,
+        question=pair["question"],
+        answer=answer,
+        **extra,
+    )
 
 
 def comparable(details: EvaluationDetails) -> dict[str, Any]:
@@ -89,9 +95,13 @@ async def test_turn_is_deterministic(judge: HeuristicJudge, module_embedder: Emb
 
 async def test_flow_is_deterministic(judge: HeuristicJudge, module_embedder: Embedder) -> None:
     pairs = [p for p in PAIRS if p["position"] == "frontend" and p["language"] == "en"][:3]
-    case = FlowCase(position="frontend", language="en", turns=tuple(
-        turn(p, p["better"], number=i + 1, category="technical") for i, p in enumerate(pairs)
-    ))
+    case = FlowCase(
+        position="frontend",
+        language="en",
+        turns=tuple(
+            turn(p, p["better"], number=i + 1, category="technical") for i, p in enumerate(pairs)
+        ),
+    )
     first = await judge.evaluate_flow(case)
     second = await judge.evaluate_flow(case)
     fresh = await HeuristicJudge(module_embedder).evaluate_flow(case)
@@ -109,8 +119,11 @@ def test_labelled_set_is_large_enough() -> None:
 def test_better_answer_wins_on_labelled_pairs(
     pair_scores: list[tuple[dict[str, str], float, float]],
 ) -> None:
-    losses = [(p["position"], p["language"], p["question"][:50], b, w)
-              for p, b, w in pair_scores if not b > w]
+    losses = [
+        (p["position"], p["language"], p["question"][:50], b, w)
+        for p, b, w in pair_scores
+        if not b > w
+    ]
     rate = _rate(pair_scores)
     print(f"better > worse on {rate:.1%} of {len(pair_scores)} pairs; losses: {losses}")
     assert rate >= 0.9, losses
@@ -182,8 +195,9 @@ async def test_off_topic_long_answer_loses_to_short_specific_one(judge: Heuristi
     assert any(f.startswith("guard:off_topic") for f in long_off.flags)
 
 
-@pytest.mark.parametrize(("language", "min_rate", "max_median"),
-                         [("en", 0.95, 35.0), ("ko", 0.85, 45.0)])
+@pytest.mark.parametrize(
+    ("language", "min_rate", "max_median"), [("en", 0.95, 35.0), ("ko", 0.85, 45.0)]
+)
 async def test_strong_answers_to_other_questions_are_gated(
     judge: HeuristicJudge,
     pair_scores: list[tuple[dict[str, str], float, float]],
@@ -202,16 +216,23 @@ async def test_strong_answers_to_other_questions_are_gated(
             wins += own > score
     misplaced.sort()
     median = misplaced[len(misplaced) // 2]
-    print(f"{language}: own answer beats misplaced ones {wins}/{len(misplaced)}, "
-          f"misplaced median {median}")
+    print(
+        f"{language}: own answer beats misplaced ones {wins}/{len(misplaced)}, "
+        f"misplaced median {median}"
+    )
     assert wins / len(misplaced) >= min_rate
     assert median < max_median
 
 
 async def test_unknown_position_falls_back_to_all_rubrics(judge: HeuristicJudge) -> None:
     pair = PAIRS[0]
-    case = TurnCase(position="astronaut", language="en", turn=1, question=pair["question"],
-                    answer=pair["better"])
+    case = TurnCase(
+        position="astronaut",
+        language="en",
+        turn=1,
+        question=pair["question"],
+        answer=pair["better"],
+    )
     details = await judge.evaluate_turn(case)
     assert "no rubric" in details.rubrics["coverage"].reason
     assert details.rubrics["coverage"].score > 0
@@ -220,8 +241,10 @@ async def test_unknown_position_falls_back_to_all_rubrics(judge: HeuristicJudge)
 
 async def test_mixed_language_answer_does_not_crash(judge: HeuristicJudge) -> None:
     pair = next(p for p in PAIRS if p["language"] == "ko")
-    mixed = ("We used Redis 캐시 with cache-aside 패턴, 그리고 TTL은 30s로 두었습니다. "
-             "p99 latency went from 800 ms to 120 ms 😀 — 결과적으로 DB 부하가 40% 줄었습니다.")
+    mixed = (
+        "We used Redis 캐시 with cache-aside 패턴, 그리고 TTL은 30s로 두었습니다. "
+        "p99 latency went from 800 ms to 120 ms 😀 — 결과적으로 DB 부하가 40% 줄었습니다."
+    )
     details = await judge.evaluate_turn(turn(pair, mixed))
     assert 0 < details.score <= 100
     validate_details(details.to_json())
@@ -256,16 +279,18 @@ def _variants(answer: str, injection: str) -> list[str]:
 INJECTION_PAIRS = [PAIRS[i] for i in range(0, len(PAIRS), 5)][:8]
 
 
-@pytest.mark.parametrize("pair", INJECTION_PAIRS,
-                         ids=[f"{p['position']}-{p['language']}" for p in INJECTION_PAIRS])
+@pytest.mark.parametrize(
+    "pair", INJECTION_PAIRS, ids=[f"{p['position']}-{p['language']}" for p in INJECTION_PAIRS]
+)
 async def test_injection_never_raises_score(judge: HeuristicJudge, pair: dict[str, str]) -> None:
     for answer in (pair["better"], pair["worse"]):
         baseline = (await judge.evaluate_turn(turn(pair, answer))).score
         candidates = [v for injection in INJECTIONS for v in _variants(answer, injection)]
         words = answer.split(" ")
         # Injected mid-sentence: the host sentence is dropped with it.
-        candidates.append(" ".join([*words[: len(words) // 2], MIDDLE_INJECTION,
-                                    *words[len(words) // 2:]]))
+        candidates.append(
+            " ".join([*words[: len(words) // 2], MIDDLE_INJECTION, *words[len(words) // 2 :]])
+        )
         for attacked in candidates:
             details = await judge.evaluate_turn(turn(pair, attacked))
             assert details.flags, attacked
@@ -287,8 +312,9 @@ async def test_injection_only_answer_scores_zero(judge: HeuristicJudge) -> None:
 # ------------------------------------------------------------------------------ holistic
 
 
-def _conversation(position: str, language: str, kind: str,
-                  inject_turn: int | None = None) -> FlowCase:
+def _conversation(
+    position: str, language: str, kind: str, inject_turn: int | None = None
+) -> FlowCase:
     pairs = [p for p in PAIRS if p["position"] == position and p["language"] == language]
     turns = []
     for number, pair in enumerate(pairs, start=1):
@@ -327,9 +353,7 @@ async def test_flow_answer_quality_matches_turn_scores(judge: HeuristicJudge) ->
 
 async def test_flow_flags_carry_turn_numbers(judge: HeuristicJudge) -> None:
     clean = await judge.evaluate_flow(_conversation("backend", "en", "better"))
-    attacked = await judge.evaluate_flow(
-        _conversation("backend", "en", "better", inject_turn=2)
-    )
+    attacked = await judge.evaluate_flow(_conversation("backend", "en", "better", inject_turn=2))
     assert clean.flags == []
     assert attacked.flags
     assert all(re.fullmatch(r"prompt_injection:\w+@turn2", flag) for flag in attacked.flags)
@@ -345,8 +369,9 @@ async def test_empty_conversation_raises(judge: HeuristicJudge) -> None:
 
 async def test_conversation_without_answers_scores_zero(judge: HeuristicJudge) -> None:
     pair = PAIRS[0]
-    case = FlowCase(position="backend", language="en",
-                    turns=(turn(pair, "", 1), turn(pair, "  ", 2)))
+    case = FlowCase(
+        position="backend", language="en", turns=(turn(pair, "", 1), turn(pair, "  ", 2))
+    )
     details = await judge.evaluate_flow(case)
     assert details.score == 0
     assert set(details.rubrics) == FLOW_RUBRICS
@@ -364,8 +389,16 @@ async def test_single_turn_conversation(judge: HeuristicJudge) -> None:
 
 # ------------------------------------------------------------------- seed-shaped details
 
-SEED_KEYS = ("score", "analysis", "feedback", "keywords", "strengths", "improvements",
-             "intent", "intent_types")
+SEED_KEYS = (
+    "score",
+    "analysis",
+    "feedback",
+    "keywords",
+    "strengths",
+    "improvements",
+    "intent",
+    "intent_types",
+)
 HANGUL_RE = re.compile(r"[\uac00-\ud7a3]")
 
 
@@ -400,28 +433,42 @@ async def test_every_turn_eval_is_seed_shaped(judge: HeuristicJudge, language: s
 
 async def test_intent_is_the_question_category(judge: HeuristicJudge) -> None:
     pair = PAIRS[0]
-    assert (await judge.evaluate_turn(turn(pair, pair["better"], category="Trouble Shooting"))
-            ).intent == "trouble_shooting"
-    free = TurnCase(position="backend", language="en", turn=1, question="Anything to add?",
-                    answer="Nothing more, thanks.")
+    assert (
+        await judge.evaluate_turn(turn(pair, pair["better"], category="Trouble Shooting"))
+    ).intent == "trouble_shooting"
+    free = TurnCase(
+        position="backend",
+        language="en",
+        turn=1,
+        question="Anything to add?",
+        answer="Nothing more, thanks.",
+    )
     assert (await judge.evaluate_turn(free)).intent == "general"
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        ("We chose PostgreSQL rather than MongoDB because the ledger needs transactions; the "
-         "trade-off was harder horizontal scaling, which we accepted.",
-         {"compared_options", "explained"}),
-        ("First, I reproduce the issue with a load test. Then I profile the service, and "
-         "finally I fix the slowest query and measure again.", {"described_steps"}),
-        ("PostgreSQL 대신 MongoDB를 검토했지만 트랜잭션이 필요했기 때문에 "
-         "PostgreSQL을 선택했습니다. 먼저 부하 테스트를 하고, 다음으로 병목을 측정했습니다.",
-         {"compared_options", "explained", "described_steps"}),
+        (
+            "We chose PostgreSQL rather than MongoDB because the ledger needs transactions; the "
+            "trade-off was harder horizontal scaling, which we accepted.",
+            {"compared_options", "explained"},
+        ),
+        (
+            "First, I reproduce the issue with a load test. Then I profile the service, and "
+            "finally I fix the slowest query and measure again.",
+            {"described_steps"},
+        ),
+        (
+            "PostgreSQL 대신 MongoDB를 검토했지만 트랜잭션이 필요했기 때문에 "
+            "PostgreSQL을 선택했습니다. 먼저 부하 테스트를 하고, 다음으로 병목을 측정했습니다.",
+            {"compared_options", "explained", "described_steps"},
+        ),
     ],
 )
-async def test_cue_intents_in_both_languages(judge: HeuristicJudge, answer: str,
-                                             expected: set[str]) -> None:
+async def test_cue_intents_in_both_languages(
+    judge: HeuristicJudge, answer: str, expected: set[str]
+) -> None:
     from nodes.judges.intents import cue_intents
 
     assert expected <= set(cue_intents(answer))

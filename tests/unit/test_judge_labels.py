@@ -52,13 +52,15 @@ def test_labelled_set_shape() -> None:
         held_out = [i for i in items if i["split"] == "heldout"]
         assert len(held_out) >= len(items) // 4
     assert len({p["id"] for p in pairs} | {a["id"] for a in adversarial}) == (
-        len(pairs) + len(adversarial))
+        len(pairs) + len(adversarial)
+    )
 
 
 def test_held_out_pairs_are_ordered(report: LabelReport) -> None:
     held_out = report.pairs["heldout"]
     assert LabelReport.rate(held_out) >= 0.95, [
-        r for r in report.pair_rows if r["split"] == "heldout" and r["better"] <= r["worse"]]
+        r for r in report.pair_rows if r["split"] == "heldout" and r["better"] <= r["worse"]
+    ]
 
 
 def test_tuning_pairs_are_ordered(report: LabelReport) -> None:
@@ -67,8 +69,11 @@ def test_tuning_pairs_are_ordered(report: LabelReport) -> None:
 
 def test_adversarial_answers_stay_in_band(report: LabelReport) -> None:
     for split in ("heldout", "tuning"):
-        misses = [r for r in report.band_rows if r["split"] == split
-                  and not r["band"][0] <= r["score"] <= r["band"][1]]
+        misses = [
+            r
+            for r in report.band_rows
+            if r["split"] == split and not r["band"][0] <= r["score"] <= r["band"][1]
+        ]
         assert LabelReport.rate(report.bands[split]) >= 0.90, misses
 
 
@@ -110,8 +115,16 @@ asyncio.run(main())
 
 def test_details_are_identical_in_a_fresh_process() -> None:
     runs = [
-        subprocess.run([sys.executable, "-c", _SCRIPT], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600, check=True).stdout.strip().splitlines()[-1]
+        subprocess.run(
+            [sys.executable, "-c", _SCRIPT],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
         for _ in range(2)
     ]
     assert json.loads(runs[0]) == json.loads(runs[1])

@@ -127,7 +127,10 @@ async def test_uses_bank_examples_near_the_last_answer() -> None:
         "When would a composite index hurt write latency?", None, "design", "llm"
     )
     assert bank.searches[0] == {
-        "query": HISTORY[0].answer, "k": 3, "position": POSITION, "language": "en"
+        "query": HISTORY[0].answer,
+        "k": 3,
+        "position": POSITION,
+        "language": "en",
     }
     prompt = user_text(model, 0)
     examples_block = prompt.split("<bank_examples>")[1].split("</bank_examples>")[0]
@@ -139,11 +142,21 @@ async def test_uses_bank_examples_near_the_last_answer() -> None:
 
 
 async def test_expected_points_come_from_the_same_call() -> None:
-    points = ["Write amplification of each extra index", "Measure with insert benchmarks",
-              "Covering vs partial indexes", "  "]
-    model = ScriptedChatModel(script=[GeneratedQuestionOut(
-        question="When would a composite index hurt write latency?", category="design",
-        expected_points=points)])
+    points = [
+        "Write amplification of each extra index",
+        "Measure with insert benchmarks",
+        "Covering vs partial indexes",
+        "  ",
+    ]
+    model = ScriptedChatModel(
+        script=[
+            GeneratedQuestionOut(
+                question="When would a composite index hurt write latency?",
+                category="design",
+                expected_points=points,
+            )
+        ]
+    )
     generator, _, _ = make_generator(model)
     question = await generator.next_question(position=POSITION, language="en", history=HISTORY)
     assert question.expected_points == tuple(points[:3])

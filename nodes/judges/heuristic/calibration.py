@@ -47,8 +47,9 @@ class Calibration:
     flow_concept_target: float
     bank_match_cosine: float
 
-    def curve_for(self, table: Mapping[str, Mapping[str, Curve]], model: str,
-                  language: str) -> Curve | None:
+    def curve_for(
+        self, table: Mapping[str, Mapping[str, Curve]], model: str, language: str
+    ) -> Curve | None:
         """The (low, high) cosine curve of `model` (a name or a path containing it)."""
         key = model.lower()
         for name, curves in table.items():

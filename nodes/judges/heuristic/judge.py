@@ -85,8 +85,9 @@ def rubric_for(position: str) -> tuple[Rubric | None, str | None]:
         for concept, words in rubric.concepts.items():
             concepts[f"{name}/{concept}"] = words
         terms.update(dict.fromkeys(rubric.technical_terms))
-    union = Rubric(position=position, title=position, concepts=concepts,
-                   technical_terms=tuple(terms))
+    union = Rubric(
+        position=position, title=position, concepts=concepts, technical_terms=tuple(terms)
+    )
     return union, f"position {position!r} has no rubric; measured against all rubrics"
 
 
@@ -216,27 +217,35 @@ class HeuristicJudge:
     async def inspect(self, case: TurnCase) -> Inspection:
         """Injection, guards and reference of one turn (shared with the LLM judge)."""
         injection = scan(case.answer)
-        language = normalise_language(case.language) if case.language else detect_language(
-            injection.cleaned)
+        language = (
+            normalise_language(case.language)
+            if case.language
+            else detect_language(injection.cleaned)
+        )
         reference = await self.reference(case, language)
         if not case.answer.strip():
             finding = GuardFinding("empty", guard_rules.cap("empty"), "no answer was given", {})
             return Inspection(language, injection, (finding,), reference)
         if injection.flagged and not injection.cleaned.strip(" .,:;-\n"):
-            finding = GuardFinding("injection_only", guard_rules.cap("injection_only"),
-                                   "nothing is left once text addressed to the evaluator is "
-                                   "removed", {})
+            finding = GuardFinding(
+                "injection_only",
+                guard_rules.cap("injection_only"),
+                "nothing is left once text addressed to the evaluator is removed",
+                {},
+            )
             return Inspection(language, injection, (finding,), reference)
         findings, echo = guard_rules.lexical_findings(case.question, injection.cleaned)
         if not any(f.kind in CLEAR_KINDS for f in findings):
-            off = await self._off_topic(case, echo.own_text or injection.cleaned, language,
-                                        reference)
+            off = await self._off_topic(
+                case, echo.own_text or injection.cleaned, language, reference
+            )
             if off is not None:
                 findings.append(off)
         return Inspection(language, injection, tuple(findings), reference)
 
-    async def _off_topic(self, case: TurnCase, text: str, language: str,
-                         reference: Reference) -> GuardFinding | None:
+    async def _off_topic(
+        self, case: TurnCase, text: str, language: str, reference: Reference
+    ) -> GuardFinding | None:
         """The off-topic finding when the answer fits another bank question far better."""
         own_entry = reference.entry
         # Only a question with expected points (a bank question, or one matched to it) can be
@@ -245,8 +254,7 @@ class HeuristicJudge:
         # off-topic (a capped score of 20): without points, relevance alone judges the answer.
         if own_entry is None or not reference.points:
             return None
-        others = [e for e in position_entries(case.position, language)
-                  if e.text != own_entry.text]
+        others = [e for e in position_entries(case.position, language) if e.text != own_entry.text]
         if not others or not text.strip():
             return None
         own_profile = " ".join([case.question, *reference.points])
@@ -254,15 +262,18 @@ class HeuristicJudge:
 
         thresholds = guard_rules.threshold
         if self._calibrated(language):
-            vectors = await self._embed([text, own_profile, case.question,
-                                         *(profile(e) for e in others)])
+            vectors = await self._embed(
+                [text, own_profile, case.question, *(profile(e) for e in others)]
+            )
             a_vec, own_vec, q_vec, other_vecs = vectors[0], vectors[1], vectors[2], vectors[3:]
             own = _dot(a_vec, own_vec)
             # a bank question that paraphrases the asked one is not "another question"
             paraphrase = self._model_threshold("off_topic_paraphrase_cosine", 0.9)
             question_vecs = await self._embed([e.text for e in others])
-            sims = [-1.0 if _dot(q_vec, qv) >= paraphrase else _dot(a_vec, v)
-                    for v, qv in zip(other_vecs, question_vecs, strict=True)]
+            sims = [
+                -1.0 if _dot(q_vec, qv) >= paraphrase else _dot(a_vec, v)
+                for v, qv in zip(other_vecs, question_vecs, strict=True)
+            ]
             best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
             decided = sims[best_index] - own > self._margin()
             measured = Measured(_dot(q_vec, a_vec), None)
@@ -279,26 +290,28 @@ class HeuristicJudge:
 
             def paraphrases(entry: BankEntry) -> bool:
                 units = units_with_terms(entry.text)
-                return len(units & q_units) / max(1, min(len(units), len(q_units))) >= \
-                    thresholds("off_topic_paraphrase_lexical")
+                return len(units & q_units) / max(1, min(len(units), len(q_units))) >= thresholds(
+                    "off_topic_paraphrase_lexical"
+                )
 
             sims = [-1.0 if paraphrases(e) else lexical(profile(e)) for e in others]
             best_index = max(range(len(sims)), key=lambda i: (sims[i], -i))
             best = sims[best_index]
-            decided = (best >= thresholds("off_topic_lexical_ratio") * own
-                       and best - own >= thresholds("off_topic_lexical_gap"))
+            decided = best >= thresholds(
+                "off_topic_lexical_ratio"
+            ) * own and best - own >= thresholds("off_topic_lexical_gap")
             measured = Measured(None, None)
             kind = "lexical"
         if not decided:
             return None
         # an answer that clearly addresses its own question is not off-topic, however close
         # it also is to a neighbour
-        relevance, _, _ = relevance_score(case.question, text, measured, self._model_name,
-                                          language, calibration())
+        relevance, _, _ = relevance_score(
+            case.question, text, measured, self._model_name, language, calibration()
+        )
         if relevance >= thresholds("off_topic_own_relevance_below"):
             return None
-        return guard_rules.off_topic_finding(others[best_index].text, own, sims[best_index],
-                                             kind)
+        return guard_rules.off_topic_finding(others[best_index].text, own, sims[best_index], kind)
 
     def _margin(self) -> float:
         return self._model_threshold("off_topic_margin_embedding", 0.1)
@@ -316,8 +329,9 @@ class HeuristicJudge:
 
     # ------------------------------------------------------------------ scoring
 
-    async def _measure(self, question: str, text: str, points: Sequence[str],
-                       language: str) -> tuple[Measured, Vector | None]:
+    async def _measure(
+        self, question: str, text: str, points: Sequence[str], language: str
+    ) -> tuple[Measured, Vector | None]:
         if not text.strip():
             return Measured(None, None), None
         if not self._calibrated(language):
@@ -326,21 +340,31 @@ class HeuristicJudge:
         parts = sentences(text) or [text]
         vectors = await self._embed([question, text, *points, *parts])
         q_vec, a_vec = vectors[0], vectors[1]
-        p_vecs = vectors[2:2 + len(points)]
-        s_vecs = vectors[2 + len(points):]
+        p_vecs = vectors[2 : 2 + len(points)]
+        s_vecs = vectors[2 + len(points) :]
         point_cos = tuple(max(_dot(p, s) for s in [a_vec, *s_vecs]) for p in p_vecs)
         return Measured(_dot(q_vec, a_vec), point_cos if points else None), a_vec
 
-    async def _score_text(self, case: TurnCase, text: str, inspection: Inspection,
-                          ) -> tuple[Scored, Vector | None]:
+    async def _score_text(
+        self,
+        case: TurnCase,
+        text: str,
+        inspection: Inspection,
+    ) -> tuple[Scored, Vector | None]:
         echo = guard_rules.split_echo(case.question, text)
         own = echo.own_text  # restated sentences earn nothing (may leave nothing at all)
         rubric, note = rubric_for(case.position)
-        measured, vector = await self._measure(case.question, own,
-                                               inspection.reference.points, inspection.language)
+        measured, vector = await self._measure(
+            case.question, own, inspection.reference.points, inspection.language
+        )
         scored = score_answer(
-            case.question, own, points=inspection.reference.points, rubric=rubric,
-            rubric_note=note, measured=measured, model=self._model_name,
+            case.question,
+            own,
+            points=inspection.reference.points,
+            rubric=rubric,
+            rubric_note=note,
+            measured=measured,
+            model=self._model_name,
             language=inspection.language,
         )
         return scored, vector
@@ -371,12 +395,16 @@ class HeuristicJudge:
             score *= calibration().injection_penalty
         score = r1(clamp(score))
         details = self._turn_details(case, inspection, scored, score)
-        return TurnResult(details=details, scored=scored, inspection=inspection,
-                          answer_vector=vector)
+        return TurnResult(
+            details=details, scored=scored, inspection=inspection, answer_vector=vector
+        )
 
     @staticmethod
-    def intents(case: TurnCase, inspection: Inspection, scored: Scored | None,
-                ) -> dict[str, Any]:
+    def intents(
+        case: TurnCase,
+        inspection: Inspection,
+        scored: Scored | None,
+    ) -> dict[str, Any]:
         """`intent` (the question's category) and `intent_types` (what the answer did)."""
         entry = inspection.reference.entry
         types = [GUARD_INTENTS[f.kind] for f in inspection.findings if f.kind in GUARD_INTENTS]
@@ -392,11 +420,14 @@ class HeuristicJudge:
                 types.append("used_technical_terms")
             if scored.words >= calibration().ideal_words[0] and scored.communication >= 60:
                 types.append("explained")  # a developed answer in real sentences
-        return {"intent": question_intent(case.category, entry.category if entry else None),
-                "intent_types": ordered(types)}
+        return {
+            "intent": question_intent(case.category, entry.category if entry else None),
+            "intent_types": ordered(types),
+        }
 
-    def _turn_details(self, case: TurnCase, inspection: Inspection, scored: Scored | None,
-                      score: float) -> EvaluationDetails:
+    def _turn_details(
+        self, case: TurnCase, inspection: Inspection, scored: Scored | None, score: float
+    ) -> EvaluationDetails:
         lang = inspection.language
         intents = self.intents(case, inspection, scored)
         flags = inspection.flags()
@@ -404,53 +435,87 @@ class HeuristicJudge:
         improvements: list[str] = []
         clear = inspection.clear
         if scored is None:
-            reason = wording.text(lang, f"guard.{clear.kind if clear else 'empty'}",
-                                  cap=0)
-            rubrics = {name: RubricScore(score=0.0, reason=reason)
-                       for name in ("relevance", "coverage", "specificity", "communication")}
+            reason = wording.text(lang, f"guard.{clear.kind if clear else 'empty'}", cap=0)
+            rubrics = {
+                name: RubricScore(score=0.0, reason=reason)
+                for name in ("relevance", "coverage", "specificity", "communication")
+            }
             improvements.append(wording.text(lang, "improvements.guarded"))
             if inspection.scan.flagged:
                 improvements.append(wording.text(lang, "improvements.injection"))
             return EvaluationDetails(
-                score=score, analysis=reason, rubrics=rubrics,
-                feedback=wording.text(lang, "feedback", band_cap=wording.sentence(
-                    wording.band_name(lang, score)), score=f"{score:.0f}",
-                    lead=wording.sentence(improvements[0])),
-                improvements=improvements, flags=flags, judge=self._info, **intents,
+                score=score,
+                analysis=reason,
+                rubrics=rubrics,
+                feedback=wording.text(
+                    lang,
+                    "feedback",
+                    band_cap=wording.sentence(wording.band_name(lang, score)),
+                    score=f"{score:.0f}",
+                    lead=wording.sentence(improvements[0]),
+                ),
+                improvements=improvements,
+                flags=flags,
+                judge=self._info,
+                **intents,
             )
         guard_text = " ".join(
-            wording.text(lang, f"guard.{f.kind}", cap=f"{f.cap:.0f}",
-                         items=f.detail.get("items", ""), other=f.detail.get("other", ""))
-            for f in inspection.findings)
+            wording.text(
+                lang,
+                f"guard.{f.kind}",
+                cap=f"{f.cap:.0f}",
+                items=f.detail.get("items", ""),
+                other=f.detail.get("other", ""),
+            )
+            for f in inspection.findings
+        )
         analysis = (guard_text + " " if guard_text else "") + wording.text(
-            lang, "turn_analysis", band=wording.band_name(lang, score), score=f"{score:.0f}",
-            relevance=f"{scored.relevance:.0f}", coverage=f"{scored.coverage:.0f}",
+            lang,
+            "turn_analysis",
+            band=wording.band_name(lang, score),
+            score=f"{score:.0f}",
+            relevance=f"{scored.relevance:.0f}",
+            coverage=f"{scored.coverage:.0f}",
             specificity=f"{scored.specificity:.0f}",
-            communication=f"{scored.communication:.0f}")
+            communication=f"{scored.communication:.0f}",
+        )
         points = inspection.reference.points
         if points:
-            listed = (": " if lang == "en" else " (") + wording.join_items(
-                lang, list(scored.covered_points)) + ("" if lang == "en" else ")") \
-                if scored.covered_points else ""
-            analysis += wording.text(lang, "turn_points", covered=len(scored.covered_points),
-                                     total=len(points), listed=listed)
+            listed = (
+                (": " if lang == "en" else " (")
+                + wording.join_items(lang, list(scored.covered_points))
+                + ("" if lang == "en" else ")")
+                if scored.covered_points
+                else ""
+            )
+            analysis += wording.text(
+                lang,
+                "turn_points",
+                covered=len(scored.covered_points),
+                total=len(points),
+                listed=listed,
+            )
             if scored.missing_points:
-                analysis += wording.text(lang, "turn_points_missing",
-                                         missing=wording.join_items(
-                                             lang, list(scored.missing_points)))
+                analysis += wording.text(
+                    lang,
+                    "turn_points_missing",
+                    missing=wording.join_items(lang, list(scored.missing_points)),
+                )
         else:
             rubric, _ = rubric_for(case.position)
-            analysis += wording.text(lang, "turn_rubric_fallback",
-                                     title=rubric.title if rubric else case.position)
+            analysis += wording.text(
+                lang, "turn_rubric_fallback", title=rubric.title if rubric else case.position
+            )
         if scored.gate < 0.995:
             analysis += wording.text(lang, "turn_gate", gate=f"x{scored.gate:.2f}")
         for finding in inspection.findings:
-            improvements.append(wording.text(lang, f"improvements.{finding.kind}")
-                                if finding.kind in {"echo", "term_list", "off_topic"}
-                                else wording.text(lang, "improvements.guarded"))
+            improvements.append(
+                wording.text(lang, f"improvements.{finding.kind}")
+                if finding.kind in {"echo", "term_list", "off_topic"}
+                else wording.text(lang, "improvements.guarded")
+            )
         if inspection.scan.flagged:
-            analysis += wording.text(lang, "turn_injection",
-                                     codes=", ".join(inspection.scan.codes))
+            analysis += wording.text(lang, "turn_injection", codes=", ".join(inspection.scan.codes))
         if scored.relevance >= 70 and not inspection.findings:
             strengths.append(wording.text(lang, "strengths.relevance"))
         elif scored.relevance < calibration().gate_full_relevance:
@@ -458,28 +523,49 @@ class HeuristicJudge:
         if inspection.findings:
             pass
         elif points and len(scored.covered_points) >= max(2, math.ceil(len(points) / 2)):
-            strengths.append(wording.text(lang, "strengths.coverage", points=wording.join_items(
-                lang, list(scored.covered_points), 2)))
+            strengths.append(
+                wording.text(
+                    lang,
+                    "strengths.coverage",
+                    points=wording.join_items(lang, list(scored.covered_points), 2),
+                )
+            )
         elif points and scored.missing_points:
-            improvements.append(wording.text(lang, "improvements.coverage",
-                                             missing=wording.join_items(
-                                                 lang, list(scored.missing_points), 2)))
+            improvements.append(
+                wording.text(
+                    lang,
+                    "improvements.coverage",
+                    missing=wording.join_items(lang, list(scored.missing_points), 2),
+                )
+            )
         if scored.markers and scored.figures and scored.specificity >= 60:
             strengths.append(wording.text(lang, "strengths.examples"))
         elif scored.terms and scored.specificity >= 60:
-            strengths.append(wording.text(lang, "strengths.terms",
-                                          terms=", ".join(scored.terms[:3])))
+            strengths.append(
+                wording.text(lang, "strengths.terms", terms=", ".join(scored.terms[:3]))
+            )
         if scored.specificity < 40:
-            improvements.append(wording.text(
-                lang, "improvements.examples" if not scored.figures else "improvements.situation"))
+            improvements.append(
+                wording.text(
+                    lang,
+                    "improvements.examples" if not scored.figures else "improvements.situation",
+                )
+            )
         if scored.filler:
-            improvements.append(wording.text(lang, "improvements.filler",
-                                             filler=", ".join(scored.filler[:3])))
+            improvements.append(
+                wording.text(lang, "improvements.filler", filler=", ".join(scored.filler[:3]))
+            )
         low, high = calibration().ideal_words
         if scored.words < low:
-            improvements.append(wording.text(lang, "improvements.short",
-                                             words=f"{scored.words:.0f}", low=f"{low:.0f}",
-                                             high=f"{high:.0f}"))
+            improvements.append(
+                wording.text(
+                    lang,
+                    "improvements.short",
+                    words=f"{scored.words:.0f}",
+                    low=f"{low:.0f}",
+                    high=f"{high:.0f}",
+                )
+            )
         elif scored.words > high * 1.5:
             improvements.append(wording.text(lang, "improvements.long"))
         elif scored.communication >= 85 and scored.relevance >= 45:
@@ -487,14 +573,29 @@ class HeuristicJudge:
         if inspection.scan.flagged:
             improvements.append(wording.text(lang, "improvements.injection"))
         improvements = list(dict.fromkeys(improvements))
-        lead = improvements[0] if improvements else (
-            strengths[0] if strengths else wording.text(lang, "improvements.examples"))
-        feedback = wording.text(lang, "feedback", band_cap=wording.sentence(
-            wording.band_name(lang, score)), score=f"{score:.0f}", lead=wording.sentence(lead))
+        lead = (
+            improvements[0]
+            if improvements
+            else (strengths[0] if strengths else wording.text(lang, "improvements.examples"))
+        )
+        feedback = wording.text(
+            lang,
+            "feedback",
+            band_cap=wording.sentence(wording.band_name(lang, score)),
+            score=f"{score:.0f}",
+            lead=wording.sentence(lead),
+        )
         return EvaluationDetails(
-            score=score, analysis=analysis, rubrics=scored.rubrics(), feedback=feedback,
-            strengths=strengths, improvements=improvements,
-            keywords=list(scored.terms[:10]), flags=flags, judge=self._info, **intents,
+            score=score,
+            analysis=analysis,
+            rubrics=scored.rubrics(),
+            feedback=feedback,
+            strengths=strengths,
+            improvements=improvements,
+            keywords=list(scored.terms[:10]),
+            flags=flags,
+            judge=self._info,
+            **intents,
         )
 
     # ------------------------------------------------------------------ the protocol
@@ -514,7 +615,8 @@ class HeuristicJudge:
         started = time.perf_counter()
         result = await self.judge_turn(case)
         return result.details.model_copy(
-            update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+            update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        )
 
     async def evaluate_flow(self, case: FlowCase) -> EvaluationDetails:
         """HOLISTIC_FLOW details for the whole conversation.
@@ -538,4 +640,5 @@ class HeuristicJudge:
         results = [await self.judge_turn(t) for t in turns]
         details = flow_details(case, turns, results, self._info)
         return details.model_copy(
-            update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+            update={"latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+        )

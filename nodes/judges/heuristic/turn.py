@@ -78,13 +78,18 @@ class Scored:
 
     def rubrics(self) -> dict[str, RubricScore]:
         """The rubric entries, in the fixed criteria order."""
-        values = {"relevance": self.relevance, "coverage": self.coverage,
-                  "specificity": self.specificity, "communication": self.communication}
+        values = {
+            "relevance": self.relevance,
+            "coverage": self.coverage,
+            "specificity": self.specificity,
+            "communication": self.communication,
+        }
         return {k: RubricScore(score=r1(v), reason=self.reasons[k]) for k, v in values.items()}
 
 
-def relevance_score(question: str, text: str, measured: Measured, model: str, language: str,
-               cal: Calibration) -> tuple[float, str, bool]:
+def relevance_score(
+    question: str, text: str, measured: Measured, model: str, language: str, cal: Calibration
+) -> tuple[float, str, bool]:
     """Relevance (0-100), its reason, and whether it rests on words only."""
     q_units = units_with_terms(question)
     a_units = units_with_terms(text)
@@ -94,14 +99,25 @@ def relevance_score(question: str, text: str, measured: Measured, model: str, la
     words = f"{len(shared)} of {len(q_units)} of the question's content words/terms addressed"
     bounds = cal.curve_for(cal.relevance, model, language)
     if bounds is None or measured.relevance_cosine is None:
-        return lexical, (f"{model} is not informative for {language} text, so relevance is "
-                         f"word overlap only: {words}"), True
+        return (
+            lexical,
+            (
+                f"{model} is not informative for {language} text, so relevance is "
+                f"word overlap only: {words}"
+            ),
+            True,
+        )
     embedded = curve(measured.relevance_cosine, bounds)
     score = cal.embedding_share * embedded + (1 - cal.embedding_share) * lexical
-    verdict = ("on-topic" if embedded >= 70 else "partly on-topic" if embedded >= 30
-               else "off-topic")
-    return score, (f"{verdict}: question-answer cosine {measured.relevance_cosine:.3f} (0 at "
-                   f"<= {bounds[0]:.3f}, 100 at >= {bounds[1]:.3f}); {words}"), False
+    verdict = "on-topic" if embedded >= 70 else "partly on-topic" if embedded >= 30 else "off-topic"
+    return (
+        score,
+        (
+            f"{verdict}: question-answer cosine {measured.relevance_cosine:.3f} (0 at "
+            f"<= {bounds[0]:.3f}, 100 at >= {bounds[1]:.3f}); {words}"
+        ),
+        False,
+    )
 
 
 def _point_match_lexical(point: str, answer_units: set[str], cal: Calibration) -> float:
@@ -111,9 +127,16 @@ def _point_match_lexical(point: str, answer_units: set[str], cal: Calibration) -
     return curve(len(units & answer_units) / len(units), cal.lexical_point_match) / 100.0
 
 
-def _coverage(text: str, points: Sequence[str], rubric: Rubric | None, rubric_note: str | None,
-              measured: Measured, model: str, language: str, cal: Calibration,
-              ) -> tuple[float, str, list[str], list[str], list[str]]:
+def _coverage(
+    text: str,
+    points: Sequence[str],
+    rubric: Rubric | None,
+    rubric_note: str | None,
+    measured: Measured,
+    model: str,
+    language: str,
+    cal: Calibration,
+) -> tuple[float, str, list[str], list[str], list[str]]:
     if points:
         bounds = cal.curve_for(cal.point_match, model, language)
         if bounds is not None and measured.point_cosines is not None:
@@ -129,29 +152,54 @@ def _coverage(text: str, points: Sequence[str], rubric: Rubric | None, rubric_no
         # half for the share of points clearly covered, half for how close the answer comes
         # to all of them (so a near miss still counts a little)
         weight = cal.coverage_covered_share_weight
-        score = clamp(weight * 100.0 * len(covered) / len(points)
-                      + (1 - weight) * 100.0 * mean / cal.coverage_full_share)
-        return score, (f"{len(covered)} of {len(points)} expected points covered ({how}; mean "
-                       f"match {mean:.2f}, {cal.coverage_full_share:.2f} = full marks)"
-                       ), covered, missing, []
+        score = clamp(
+            weight * 100.0 * len(covered) / len(points)
+            + (1 - weight) * 100.0 * mean / cal.coverage_full_share
+        )
+        return (
+            score,
+            (
+                f"{len(covered)} of {len(points)} expected points covered ({how}; mean "
+                f"match {mean:.2f}, {cal.coverage_full_share:.2f} = full marks)"
+            ),
+            covered,
+            missing,
+            [],
+        )
     if rubric is None:
         return 50.0, f"neutral 50: {rubric_note}", [], [], []
     lowered = text.lower()
-    hits = [c for c, words in rubric.concepts.items() if find_phrases(lowered, words)
-            or any(w.lower() in lowered for w in words)]
+    hits = [
+        c
+        for c, words in rubric.concepts.items()
+        if find_phrases(lowered, words) or any(w.lower() in lowered for w in words)
+    ]
     score = 100.0 * min(len(hits), cal.rubric_concepts_full) / cal.rubric_concepts_full
     prefix = f"{rubric_note}; " if rubric_note else ""
-    return score, (f"{prefix}no expected points for this question: {len(hits)} of the "
-                   f"{len(rubric.concepts)} {rubric.title} rubric concepts touched "
-                   f"({quote([c.replace('_', ' ') for c in hits], 4) or 'none'})"), [], [], hits
+    return (
+        score,
+        (
+            f"{prefix}no expected points for this question: {len(hits)} of the "
+            f"{len(rubric.concepts)} {rubric.title} rubric concepts touched "
+            f"({quote([c.replace('_', ' ') for c in hits], 4) or 'none'})"
+        ),
+        [],
+        [],
+        hits,
+    )
 
 
-def _specificity(question: str, text: str, rubric: Rubric | None, cal: Calibration,
-                 ) -> tuple[float, str, list[str], list[str], list[str], list[str]]:
+def _specificity(
+    question: str,
+    text: str,
+    rubric: Rubric | None,
+    cal: Calibration,
+) -> tuple[float, str, list[str], list[str], list[str], list[str]]:
     markers = example_markers(text)
     found_figures = figures(text, figure_digits(question))
-    rubric_terms = [t for t in (rubric.technical_terms if rubric else ())
-                    if t.lower() in text.lower()]
+    rubric_terms = [
+        t for t in (rubric.technical_terms if rubric else ()) if t.lower() in text.lower()
+    ]
     concept_terms = canonical_terms(text)
     terms = list(dict.fromkeys([*concept_terms, *rubric_terms]))
     generic = filler(text)
@@ -162,13 +210,15 @@ def _specificity(question: str, text: str, rubric: Rubric | None, cal: Calibrati
     )
     penalty = min(cal.filler_penalty_max, cal.filler_penalty * len(generic))
     score = clamp(raw - penalty)
-    reason = "; ".join([
-        f"{len(markers)} concrete-example marker(s)" + (f" ({quote(markers, 3)})" if markers
-                                                        else ""),
-        f"{len(found_figures)} figure(s)" + (f" ({quote(found_figures, 4)})" if found_figures
-                                             else ""),
-        f"{len(terms)} technical term(s)" + (f" ({quote(terms, 4)})" if terms else ""),
-    ])
+    reason = "; ".join(
+        [
+            f"{len(markers)} concrete-example marker(s)"
+            + (f" ({quote(markers, 3)})" if markers else ""),
+            f"{len(found_figures)} figure(s)"
+            + (f" ({quote(found_figures, 4)})" if found_figures else ""),
+            f"{len(terms)} technical term(s)" + (f" ({quote(terms, 4)})" if terms else ""),
+        ]
+    )
     if generic:
         reason += f"; -{penalty:.0f} for generic phrases ({quote(generic, 4)})"
     return score, reason, markers, found_figures, terms, generic
@@ -189,10 +239,19 @@ def _communication(text: str, language: str, cal: Calibration) -> tuple[float, s
     form = shape(text)
     sentences_score = clamp(100.0 * form.sentence_share / 0.8)
     score = 0.6 * length + 0.4 * sentences_score
-    unit = (f"{len(HANGUL.findall(text))} Hangul syllables ~ {words:.0f} word equivalents"
-            if language == "ko" else f"{words:.0f} words")
-    return score, (f"{verdict}: {unit} (ideal {low:.0f}-{high:.0f}); "
-                   f"{form.sentence_share:.0%} of the text in full sentences"), words
+    unit = (
+        f"{len(HANGUL.findall(text))} Hangul syllables ~ {words:.0f} word equivalents"
+        if language == "ko"
+        else f"{words:.0f} words"
+    )
+    return (
+        score,
+        (
+            f"{verdict}: {unit} (ideal {low:.0f}-{high:.0f}); "
+            f"{form.sentence_share:.0%} of the text in full sentences"
+        ),
+        words,
+    )
 
 
 def score_answer(
@@ -224,31 +283,56 @@ def score_answer(
     cal = calibration()
     rel, rel_reason, lexical_only = relevance_score(question, text, measured, model, language, cal)
     cov, cov_reason, covered, missing, concepts = _coverage(
-        text, points, rubric, rubric_note, measured, model, language, cal)
+        text, points, rubric, rubric_note, measured, model, language, cal
+    )
     if points and cal.relevance_from_points * cov > rel:
         # An answer that makes the question's expected points answers that question, even
         # when its wording is far from the question's (the cosine of two texts of different
         # length and register is a noisy signal, for Korean in particular).
         rel = cal.relevance_from_points * cov
-        rel_reason += (f"; raised to {rel:.0f} = {cal.relevance_from_points:.1f} x coverage "
-                       "(the answer makes the question's expected points)")
+        rel_reason += (
+            f"; raised to {rel:.0f} = {cal.relevance_from_points:.1f} x coverage "
+            "(the answer makes the question's expected points)"
+        )
         lexical_only = False
     spec, spec_reason, markers, found_figures, terms, generic = _specificity(
-        question, text, rubric, cal)
+        question, text, rubric, cal
+    )
     comm, comm_reason, words = _communication(text, language, cal)
     weights = cal.turn_weights
-    weighted = math.fsum(weights[k] * v for k, v in (
-        ("relevance", rel), ("coverage", cov), ("specificity", spec), ("communication", comm)))
+    weighted = math.fsum(
+        weights[k] * v
+        for k, v in (
+            ("relevance", rel),
+            ("coverage", cov),
+            ("specificity", spec),
+            ("communication", comm),
+        )
+    )
     floor = cal.gate_floor_lexical_only if lexical_only else cal.gate_floor
     answering = min(rel, cov) if points else rel
     gate = floor + (1 - floor) * min(1.0, answering / cal.gate_full_relevance)
     return Scored(
-        relevance=rel, coverage=cov, specificity=spec, communication=comm,
-        reasons={"relevance": rel_reason, "coverage": cov_reason, "specificity": spec_reason,
-                 "communication": comm_reason},
-        weighted=weighted, gate=gate, covered_points=tuple(covered),
-        missing_points=tuple(missing), markers=tuple(markers), figures=tuple(found_figures),
-        terms=tuple(terms), filler=tuple(generic), words=words, concepts=tuple(concepts),
+        relevance=rel,
+        coverage=cov,
+        specificity=spec,
+        communication=comm,
+        reasons={
+            "relevance": rel_reason,
+            "coverage": cov_reason,
+            "specificity": spec_reason,
+            "communication": comm_reason,
+        },
+        weighted=weighted,
+        gate=gate,
+        covered_points=tuple(covered),
+        missing_points=tuple(missing),
+        markers=tuple(markers),
+        figures=tuple(found_figures),
+        terms=tuple(terms),
+        filler=tuple(generic),
+        words=words,
+        concepts=tuple(concepts),
         lexical_only=lexical_only,
     )
 

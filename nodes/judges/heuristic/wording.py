@@ -32,8 +32,15 @@ def text(language: str, path: str, **values: object) -> str:
 
 def band(score: float) -> str:
     """The band key of a score."""
-    return ("strong" if score >= 75 else "solid" if score >= 55 else "partial"
-            if score >= 35 else "weak")
+    return (
+        "strong"
+        if score >= 75
+        else "solid"
+        if score >= 55
+        else "partial"
+        if score >= 35
+        else "weak"
+    )
 
 
 def band_name(language: str, score: float) -> str:

@@ -50,8 +50,14 @@ from nodes.judges.llm.prompts import (
 from storage.settings import Settings
 
 TurnCriterion = Literal["relevance", "coverage", "specificity", "communication"]
-ContentIntent = Literal["explained", "gave_example", "cited_figures", "compared_options",
-                        "described_steps", "used_technical_terms"]
+ContentIntent = Literal[
+    "explained",
+    "gave_example",
+    "cited_figures",
+    "compared_options",
+    "described_steps",
+    "used_technical_terms",
+]
 assert set(get_args(ContentIntent)) == set(CONTENT_INTENTS)  # one vocabulary
 
 
@@ -61,6 +67,8 @@ def _known_intents(value: object) -> object:
         return value
     keys = [_criterion_key(item) for item in value]
     return list(dict.fromkeys(k for k in keys if k in CONTENT_INTENTS))
+
+
 FlowCriterion = Literal["consistency", "depth_progression", "coverage", "answer_quality"]
 
 
@@ -163,7 +171,7 @@ def normalise_flag(flag: str) -> str | None:
     if not text:
         return None
     if text.lower().startswith(FLAG_PREFIX):
-        return FLAG_PREFIX + _injection_code(text[len(FLAG_PREFIX):])
+        return FLAG_PREFIX + _injection_code(text[len(FLAG_PREFIX) :])
     if _INJECTION_WORDS.search(text):
         return FLAG_PREFIX + _injection_code(re.sub(r"(?i)prompt[\s_-]*injection", "", text))
     return _slug(text) or None
@@ -197,8 +205,9 @@ def _injection_note(language: str, flags: Sequence[str]) -> str:
     return template.format(codes=codes)
 
 
-def _intents(case: TurnCase, judgement: TurnJudgement, inspection: Inspection | None,
-             detected: Sequence[str]) -> dict[str, Any]:
+def _intents(
+    case: TurnCase, judgement: TurnJudgement, inspection: Inspection | None, detected: Sequence[str]
+) -> dict[str, Any]:
     """`intent` (the question's category) and `intent_types` (what the answer did).
 
     The model's content types, plus those the shared guards and the injection detector
@@ -210,8 +219,10 @@ def _intents(case: TurnCase, judgement: TurnJudgement, inspection: Inspection | 
         types += [GUARD_INTENTS[f.kind] for f in inspection.findings if f.kind in GUARD_INTENTS]
     if detected:
         types.append(INJECTION_INTENT)
-    return {"intent": question_intent(case.category, entry.category if entry else None),
-            "intent_types": ordered(types)}
+    return {
+        "intent": question_intent(case.category, entry.category if entry else None),
+        "intent_types": ordered(types),
+    }
 
 
 def _bounded(details: EvaluationDetails, inspection: Inspection | None) -> EvaluationDetails:
@@ -255,7 +266,8 @@ class LLMJudge:
         self._guard = guard
         self._chat_model = chat_model
         self._model_name = model_name or str(
-            getattr(chat_model, "model_name", None) or getattr(chat_model, "model", None)
+            getattr(chat_model, "model_name", None)
+            or getattr(chat_model, "model", None)
             or type(chat_model).__name__
         )
         self._limit = ConcurrencyLimit(max_concurrency)
@@ -267,7 +279,9 @@ class LLMJudge:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, chat_model: BaseChatModel | None = None,
+        cls,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
         guard: HeuristicJudge | None = None,
     ) -> LLMJudge:
         """The judge configured by LLM_* settings (the openai SDK unless a model is given)."""
@@ -325,10 +339,12 @@ class LLMJudge:
             timeout_s=self._timeout_s,
         )
         detected = inspection.flags() if inspection else detect_injection(case.answer)
-        details = self._details(judgement, TURN_CRITERIA, detected, case.language, usage,
-                                latency_ms)
-        return _bounded(details.model_copy(update=_intents(case, judgement, inspection,
-                                                           detected)), inspection)
+        details = self._details(
+            judgement, TURN_CRITERIA, detected, case.language, usage, latency_ms
+        )
+        return _bounded(
+            details.model_copy(update=_intents(case, judgement, inspection, detected)), inspection
+        )
 
     async def _prepare(
         self, case: TurnCase
@@ -343,8 +359,12 @@ class LLMJudge:
         # The model grades the text without every suspect *sentence* when span removal left
         # part of one: its score is then, by construction, that of the answer without them.
         text = scanned.without_sentences if scanned.flagged else scanned.cleaned
-        graded = replace(case, answer=text, expected_points=inspection.reference.points,
-                         language=inspection.language)
+        graded = replace(
+            case,
+            answer=text,
+            expected_points=inspection.reference.points,
+            language=inspection.language,
+        )
         return graded, inspection
 
     async def evaluate_flow(self, case: FlowCase) -> EvaluationDetails:
@@ -355,9 +375,13 @@ class LLMJudge:
         ours = _unique(*([FLAG_PREFIX + code for code in found.codes] for found in scans))
         if self._guard is not None:
             # the model reads the conversation without the spans aimed at the grader
-            case = replace(case, turns=tuple(
-                replace(t, answer=found.cleaned)
-                for t, found in zip(case.turns, scans, strict=True)))
+            case = replace(
+                case,
+                turns=tuple(
+                    replace(t, answer=found.cleaned)
+                    for t, found in zip(case.turns, scans, strict=True)
+                ),
+            )
         judgement, usage, latency_ms = await call_structured(
             self._flow_call,
             build_flow_messages(case),
@@ -394,9 +418,11 @@ class LLMJudge:
             analysis=analysis,
             rubrics=ordered,
             # seed 000 §4.1: every evaluation carries feedback; the model's, else its lead point
-            feedback=judgement.feedback.strip() or next(
-                (s.strip() for s in (*judgement.improvements, *judgement.strengths)
-                 if s.strip()), analysis.split("\n")[0]),
+            feedback=judgement.feedback.strip()
+            or next(
+                (s.strip() for s in (*judgement.improvements, *judgement.strengths) if s.strip()),
+                analysis.split("\n")[0],
+            ),
             strengths=[s.strip() for s in judgement.strengths if s.strip()],
             improvements=[s.strip() for s in judgement.improvements if s.strip()],
             keywords=_unique(k.strip() for k in judgement.keywords if k.strip()),

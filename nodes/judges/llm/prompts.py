@@ -394,10 +394,13 @@ def build_question_messages(
         language_name=language_name(language),
         concepts=format_concepts(position),
     )
-    example_lines = "\n".join(
-        f'<example category="{_attr(e.category)}">{escape_data(e.text)}</example>'
-        for e in examples
-    ) or "(none)"
+    example_lines = (
+        "\n".join(
+            f'<example category="{_attr(e.category)}">{escape_data(e.text)}</example>'
+            for e in examples
+        )
+        or "(none)"
+    )
     turn_lines = []
     for number, turn in enumerate(conversation, start=1):
         answer = "(not answered)" if turn.answer is None else escape_data(turn.answer)
