@@ -25,7 +25,12 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from api.interviews import InterviewService, SessionReport, TranscriptSubmission
+from api.interviews import (
+    InterviewService,
+    RefusedSubmission,
+    SessionReport,
+    TranscriptSubmission,
+)
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
 from storage.queue import JobQueue
@@ -175,6 +180,7 @@ async def queue_file(
     """
     records = read_records(Path(path))
     valid: list[TranscriptSubmission] = []
+    places: list[int] = []  # each valid submission's record number
     failures: list[str] = []
     for index, record in enumerate(records):
         try:
@@ -184,12 +190,18 @@ async def queue_file(
             if submission.callback_url is not None and not callbacks_signed:
                 raise InvalidRequestError("callback_url", "needs CALLBACK_SECRET on the server")
             valid.append(submission)
+            places.append(index + 1)
         except (ValidationError, InvalidRequestError) as exc:
             failures.append(f"record {index + 1}: {type(exc).__name__}: {exc}")
     queued: list[uuid.UUID] = []
     for start in range(0, len(valid), batch_size):
         results = await interviews.queue_transcripts(valid[start : start + batch_size])
-        queued.extend(result.session_id for result in results)
+        for place, result in zip(places[start : start + batch_size], results, strict=True):
+            if isinstance(result, RefusedSubmission):
+                error = result.error
+                failures.append(f"record {place}: {type(error).__name__}: {error}")
+            else:
+                queued.append(result.session_id)
     return queued, failures
 
 

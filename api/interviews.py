@@ -54,6 +54,7 @@ from graph.state import InputState, InterviewState, TranscriptItem, TurnScore
 from storage.errors import (
     SessionEndedError,
     SessionNotFoundError,
+    StorageError,
     TurnConflictError,
 )
 from storage.locks import SessionLocks
@@ -153,6 +154,18 @@ class QueuedSubmission:
     session_id: uuid.UUID
     job_id: int | None
     status: str = "queued"
+
+
+@dataclass(frozen=True)
+class RefusedSubmission:
+    """A submission of a batch refused on its own (`queue_transcripts` goes on with the rest).
+
+    Only re-submissions of stored sessions can be refused this late: a different transcript,
+    an interview's session, another tenant's (new submissions are all validated up front).
+    """
+
+    session_id: uuid.UUID
+    error: StorageError
 
 
 @dataclass(frozen=True)
@@ -618,10 +631,10 @@ class InterviewService:
                 session_id, None, (await self.report(session_id, tenant)).status
             )
         async with self._locks.hold(session_id):
-            job_id = await self._services.storage.jobs.enqueue_session(
+            job = await self._services.storage.jobs.enqueue_session(
                 session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant
             )
-        return QueuedSubmission(session_id, job_id)
+        return QueuedSubmission(session_id, job.id, job.status)
 
     async def queue_transcript(
         self, submission: TranscriptSubmission, *, tenant: str = DEFAULT_TENANT
@@ -647,18 +660,18 @@ class InterviewService:
                 if existing is not None and existing.is_ended:
                     report = await self.report(item.session_id, tenant)
                     return QueuedSubmission(item.session_id, None, report.status)
-            (job_id,) = await self._services.storage.jobs.enqueue_transcripts([item])
-        return QueuedSubmission(item.session_id, job_id)
+            (job,) = await self._services.storage.jobs.enqueue_transcripts([item])
+        return QueuedSubmission(item.session_id, job.id, job.status)
 
     async def queue_transcripts(
         self, submissions: Sequence[TranscriptSubmission], *, tenant: str = DEFAULT_TENANT
-    ) -> list[QueuedSubmission]:
+    ) -> list[QueuedSubmission | RefusedSubmission]:
         """Queue many submissions at once: every one validated, then one transaction.
 
         The bulk path of `turnjudge evaluate --queue`. Submissions naming a session that
-        already exists take `queue_transcript`'s checks one by one; the others (new ids,
-        fresh or derived from a run name) are stored with their jobs in one statement per
-        table, under one advisory lock per session.
+        already exists take `queue_transcript`'s checks one by one, and one refused there is
+        returned as a `RefusedSubmission` while the others go on; the rest (new ids, fresh or
+        derived from a run name) are stored with their jobs in one statement per table.
         """
         checked = [self.check_submission(submission, tenant) for submission in submissions]
         named = [
@@ -667,16 +680,21 @@ class InterviewService:
             if s.session_id is not None
         ]
         existing = await self._services.storage.sessions.existing_ids(named)
-        results: dict[uuid.UUID, QueuedSubmission] = {}
+        results: dict[uuid.UUID, QueuedSubmission | RefusedSubmission] = {}
         fresh = []
         for submission, item in zip(submissions, checked, strict=True):
             if item.session_id in existing:
-                results[item.session_id] = await self.queue_transcript(submission, tenant=tenant)
+                try:
+                    results[item.session_id] = await self.queue_transcript(
+                        submission, tenant=tenant
+                    )
+                except StorageError as error:
+                    results[item.session_id] = RefusedSubmission(item.session_id, error)
             else:
                 fresh.append(item)
-        job_ids = await self._services.storage.jobs.enqueue_transcripts(fresh)
-        for item, job_id in zip(fresh, job_ids, strict=True):
-            results[item.session_id] = QueuedSubmission(item.session_id, job_id)
+        jobs = await self._services.storage.jobs.enqueue_transcripts(fresh)
+        for item, job in zip(fresh, jobs, strict=True):
+            results[item.session_id] = QueuedSubmission(item.session_id, job.id, job.status)
         return [results[item.session_id] for item in checked]
 
     @staticmethod

@@ -175,6 +175,14 @@ class JobView:
         return OPEN_STATUS_BY_JOB.get(self.status)
 
 
+@dataclass(frozen=True)
+class DeferredJob:
+    """The job a submission was given: a new one (`queued`) or the session's active one."""
+
+    id: int
+    status: str  # `queued` (waiting) or `evaluating` (a worker is running it)
+
+
 def job_args(
     session_id: uuid.UUID,
     *,
@@ -199,12 +207,14 @@ class JobQueue:
         self.queue_name = queue_name
 
     # ------------------------------------------------------------------ writes
-    async def enqueue_transcripts(self, submissions: Sequence[QueuedTranscript]) -> list[int]:
+    async def enqueue_transcripts(
+        self, submissions: Sequence[QueuedTranscript]
+    ) -> list[DeferredJob]:
         """Store the sessions and transcripts and defer their jobs, all in one transaction.
 
         New sessions are inserted; a session that already exists keeps its rows (the caller
         has checked that the transcript matches). A session whose job is already waiting or
-        running gets that job's id instead of a second job. Returns one job id per submission.
+        running gets that job instead of a second job. Returns one job per submission.
         """
         if not submissions:
             return []
@@ -259,17 +269,17 @@ class JobQueue:
         reevaluate: bool = False,
         callback_url: str | None = None,
         tenant: str = DEFAULT_TENANT,
-    ) -> int:
+    ) -> DeferredJob:
         """Defer the evaluation of a stored session (or return its waiting/running job)."""
         args = job_args(session_id, reevaluate=reevaluate, callback_url=callback_url, tenant=tenant)
         async with self._db.transaction() as s:
             return (await self._defer(s, [args]))[0]
 
-    async def _defer(self, s: AsyncSession, jobs: Sequence[dict[str, Any]]) -> list[int]:
-        """Job ids for `jobs`: the active job of a session if it has one, else a new job."""
+    async def _defer(self, s: AsyncSession, jobs: Sequence[dict[str, Any]]) -> list[DeferredJob]:
+        """The job of each of `jobs`: the session's active job if it has one, else a new job."""
         ids = [job["session_id"] for job in jobs]
         active = {
-            row.session_id: int(row.id)
+            row.session_id: DeferredJob(int(row.id), OPEN_STATUS_BY_JOB[row.status])
             for row in await s.execute(_ACTIVE_JOBS_SQL, {"ids": ids, "task": EVALUATE_TASK})
         }
         new = [job for job in jobs if job["session_id"] not in active]
@@ -280,7 +290,10 @@ class JobQueue:
                 )
             ).all()
             active.update(
-                {job["session_id"]: int(job_id) for job, job_id in zip(new, new_ids, strict=True)}
+                {
+                    job["session_id"]: DeferredJob(int(job_id), "queued")
+                    for job, job_id in zip(new, new_ids, strict=True)
+                }
             )
         return [active[session_id] for session_id in ids]
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +30,7 @@ from storage.models import EvaluationType
 from storage.services import Storage
 from storage.settings import JudgeKind, Settings
 from tests.support.openai_stub import OpenAIStub
-from tests.support.workers import CallbackReceiver, WorkerProcess
+from tests.support.workers import PROJECT_ROOT, CallbackReceiver, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -200,6 +203,31 @@ async def test_queued_submission_is_stored_with_its_job_before_any_worker(
         sid=queued["session_id"],
     )
     assert rows == [("todo", "turnjudge.evaluate_session")]
+
+
+async def test_a_job_already_running_is_reported_as_evaluating(
+    client: httpx.AsyncClient, storage: Storage
+) -> None:
+    """A re-submission while a worker runs the session's job gets that job, `evaluating`."""
+    queued = await _queue(client, _body("running-already"))
+    job_id, sid = queued["job_id"], queued["session_id"]
+    await _query(
+        storage,
+        "UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :id RETURNING id",
+        id=job_id,
+    )  # as a worker would have taken it
+    try:
+        again = await client.post(f"/sessions/{sid}/submit", params={"wait": "false"})
+        assert again.status_code == 202
+        assert (again.json()["job_id"], again.json()["status"]) == (job_id, "evaluating")
+        report = (await client.get(f"/sessions/{sid}/report")).json()
+        assert report["status"] == "evaluating"
+    finally:
+        await _query(
+            storage,
+            "UPDATE procrastinate_jobs SET status = 'todo' WHERE id = :id RETURNING id",
+            id=job_id,
+        )
 
 
 async def test_invalid_queued_submission_stores_nothing(
@@ -487,3 +515,35 @@ async def test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret(
         )
         # One evaluation and one delivery: globex's attempts queued nothing.
         assert jobs == [("turnjudge.deliver_callback", 1), ("turnjudge.evaluate_session", 1)]
+
+
+async def test_evaluate_queue_wait_follows_the_sessions_to_the_end(
+    storage: Storage, workers: Workers, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`turnjudge evaluate FILE --queue --wait`: ids printed, then waits until all are done."""
+    workers.ensure(1)
+    path = tmp_path / "records.jsonl"
+    path.write_text(
+        "\n".join(json.dumps(_body(f"cli-wait-{n}")) for n in range(3)),
+        "utf-8",
+    )
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "api.cli", "evaluate", str(path), "--queue", "--wait"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **worker_env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    session_ids = result.stdout.split()
+    assert len(session_ids) == 3
+    assert "3 queued, 0 refused" in result.stderr and "3 completed, 0 failed" in result.stderr
+    for sid in session_ids:  # done when the command returned, not later
+        rows = await _query(
+            storage,
+            "SELECT evaluation_type::text FROM prompt_evaluations WHERE session_id::text = :sid",
+            sid=sid,
+        )
+        assert sorted(r[0] for r in rows) == ["HOLISTIC_FLOW"] + ["TURN_EVAL"] * len(TURNS)

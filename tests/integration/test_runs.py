@@ -145,3 +145,28 @@ async def test_queueing_a_run_is_idempotent_and_keeps_run_tags_and_tenant(
             as_submission(SubmitTranscript.model_validate(RECORDS[0]), index=0, run=run),
             tenant="globex",
         )
+
+
+async def test_a_refused_resubmission_fails_its_record_only(
+    interviews: InterviewService, storage: Storage, tmp_path: Path
+) -> None:
+    """Re-queueing a run with one record changed: that record fails, the others are queued."""
+    run = f"requeue-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in RECORDS), "utf-8")
+    first, failures = await queue_file(interviews, path, run=run)
+    assert failures == [] and len(first) == len(RECORDS)
+
+    changed = [dict(r) for r in RECORDS]
+    changed[1] = {**changed[1], "transcript": [{"question": "Another question?", "answer": "no"}]}
+    path.write_text("\n".join(json.dumps(r) for r in changed), "utf-8")
+    sessions_before = len(await storage.sessions.list_sessions())
+    again, failures = await queue_file(interviews, path, run=run)
+    assert again == [first[0], first[2]]
+    assert len(failures) == 1 and failures[0].startswith("record 2: TurnConflictError")
+    assert len(await storage.sessions.list_sessions()) == sessions_before
+    stored = await storage.sessions.get_transcript(first[1])
+    assert [t.question_text for t in stored] == [
+        t["question"]
+        for t in RECORDS[1]["transcript"]  # type: ignore[union-attr]
+    ]
