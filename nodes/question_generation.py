@@ -237,7 +237,7 @@ class LLMQuestionGenerator:
             questions: The bank (`QuestionRepository`): examples and the fallback.
             embedder: Embeds questions for the similarity check.
             settings: LLM_* knobs (concurrency, retries, backoff, timeout); explicit knobs
-                below win; without either, the `Settings` defaults apply.
+                below win; without either, the `JudgeSettings` defaults apply.
             max_concurrency: LLM requests in flight at once for this generator.
             max_retries: Retries of one LLM call (transport / invalid output).
             backoff_s: First retry delay in seconds.
