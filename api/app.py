@@ -18,8 +18,8 @@ from api.limits import BodyLimitMiddleware, HeaderLimitMiddleware
 from api.pages import pages_router
 from api.routes import health_router, interview_router, router
 from api.runtime import open_runtime
+from api.settings import Settings, get_settings
 from storage.services import Storage
-from storage.settings import Settings, get_settings
 
 DESCRIPTION = """\
 Conduct and evaluate interviews with a LangGraph state machine.

@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 
 from api.interviews import SessionReport
+from api.settings import Settings
 from api.validation import InvalidRequestError
-from storage.settings import DEFAULT_TENANT, Settings
+from storage.settings import DEFAULT_TENANT
 
 SIGNATURE_HEADER = "X-Turnjudge-Signature"
 DELIVERY_HEADER = "X-Turnjudge-Delivery"

@@ -19,9 +19,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
+from api.settings import Settings, get_settings
 from storage.embedded import embedded_status, start_embedded_server, stop_embedded_server
 from storage.services import Storage
-from storage.settings import DEFAULT_TENANT, Settings, get_settings
+from storage.settings import DEFAULT_TENANT
 
 app = typer.Typer(
     name="turnjudge",

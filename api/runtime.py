@@ -13,13 +13,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from api.interviews import InterviewService
+from api.settings import Settings
 from graph.graph import build_graph
 from graph.heap import freeze_startup_heap
 from graph.services import Services, build_services
 from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
 from storage.services import Storage
-from storage.settings import Settings
 
 #: Our types stored in checkpoints (the state travels inside `Send` packets); the TypedDicts
 #: of the state are plain dicts at run time and need no entry.

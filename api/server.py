@@ -14,7 +14,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from storage.settings import Settings, get_settings
+from api.settings import Settings, get_settings
 
 #: Room for the request line (method, path and query) on top of the header limit.
 REQUEST_LINE_ALLOWANCE = 8 * 1024

@@ -28,8 +28,8 @@ import httpx
 
 from api.jobs import WorkerContext, register_tasks
 from api.runtime import open_runtime
+from api.settings import Settings
 from storage.queue import open_queue_app
-from storage.settings import Settings
 
 logger = logging.getLogger(__name__)
 

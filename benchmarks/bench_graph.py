@@ -44,6 +44,7 @@ import httpx
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from api.app import create_app
+from api.settings import Settings, get_settings
 from benchmarks.common import machine_info, print_table, throwaway_database, write_results
 from graph import Services, build_graph, build_services, use_services
 from graph.heap import freeze_startup_heap
@@ -52,9 +53,9 @@ from nodes.judges.llm.judge import LLMJudge, TurnJudgement
 from nodes.judges.llm.limiter import AdaptiveLimiter
 from nodes.judges.llm.prompts import build_turn_messages
 from nodes.judges.llm.structured import openai_messages
+from nodes.judges.settings import JudgeKind
 from storage.embeddings import load_embedder
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings, get_settings
 
 LATENCY_S = 0.3
 SINGLE_TURNS = (4, 8, 16, 32)

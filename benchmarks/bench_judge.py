@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.settings import Settings
 from benchmarks.common import machine_info, print_table, write_results
 from nodes.judges.heuristic.judge import HeuristicJudge
 from nodes.judges.injection import scan
 from nodes.judges.judge import TurnCase
 from storage.embeddings import load_embedder
-from storage.settings import EmbeddingBackend, Settings
+from storage.settings import EmbeddingBackend
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "tests" / "data"
 BACKENDS: dict[str, tuple[EmbeddingBackend, str]] = {

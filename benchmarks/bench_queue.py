@@ -27,6 +27,7 @@ from sqlalchemy import text
 from api.batch import QUEUE_BATCH
 from api.interviews import TranscriptSubmission
 from api.runtime import open_runtime
+from api.settings import Settings, get_settings
 from benchmarks.bench_graph import RemoteStub
 from benchmarks.common import (
     machine_info,
@@ -36,10 +37,10 @@ from benchmarks.common import (
     write_results,
 )
 from graph.state import TranscriptItem
+from nodes.judges.settings import JudgeKind
 from storage.database import Database
 from storage.embeddings import load_embedder
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings, get_settings
 
 LATENCY_S = 0.3
 SESSIONS, TURNS = 200, 8

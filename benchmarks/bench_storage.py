@@ -33,6 +33,7 @@ import numpy as np
 from pgvector.asyncpg import register_vector
 from sqlalchemy import select, text
 
+from api.settings import get_settings
 from benchmarks.common import (
     machine_info,
     median,
@@ -48,7 +49,6 @@ from storage.evaluations import EvaluationStorageService, TurnEvaluationInput
 from storage.models import Question
 from storage.questions import DEFAULT_EF_SEARCH, QuestionRepository
 from storage.sessions import SessionStore, TranscriptTurn
-from storage.settings import get_settings
 
 NAME = "storage"
 DIM = 384

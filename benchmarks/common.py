@@ -30,9 +30,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from api.settings import Settings, get_settings
 from storage.database import Database
 from storage.scratch import scratch_database
-from storage.settings import Settings, get_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"

@@ -10,11 +10,14 @@ process and configuration.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.settings import JudgeKind, Settings
+from graph.settings import GraphSettings
+from nodes.judges.settings import JudgeKind
+
+S = TypeVar("S", bound=GraphSettings)
 
 
 class Context(BaseModel):
@@ -46,6 +49,6 @@ class Context(BaseModel):
         """The settings this context sets (field name = settings name), unset ones left out."""
         return self.model_dump(exclude_none=True)
 
-    def apply(self, settings: Settings) -> Settings:
+    def apply(self, settings: S) -> S:
         """`settings` with this context's values in place of the configured ones."""
         return settings.model_copy(update=self.overrides())

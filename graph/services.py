@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from graph.context import Context
 from graph.heap import freeze_startup_heap
+from graph.settings import GraphSettings
 from nodes.judges.factory import make_judge, make_question_generator
 from nodes.judges.judge import Judge
 from nodes.question_generation import QuestionGenerator
 from storage.services import Storage
-from storage.settings import Settings, get_settings
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class Services:
                 await close()
 
 
-async def build_services(settings: Settings, storage: Storage | None = None) -> Services:
+async def build_services(settings: GraphSettings, storage: Storage | None = None) -> Services:
     """Services from settings: storage (opened, migrated, seeded unless given), judge, generator."""
     if storage is None:
         storage = await Storage.open(settings, migrate=True, seed=True)
     return Services(
         storage=storage,
-        judge=make_judge(settings, storage.embedder),
+        judge=make_judge(settings, storage.embedder, settings.embedding_model_name),
         question_generator=make_question_generator(settings, storage),
     )
 
@@ -62,7 +62,7 @@ async def build_services(settings: Settings, storage: Storage | None = None) -> 
 class ServiceProvider:
     """Builds services for each distinct configuration on one storage, and closes them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: GraphSettings) -> None:
         """`settings` are the base every context's values are applied to."""
         self._settings = settings
         self._storage: Storage | None = None
@@ -110,7 +110,7 @@ def default_provider() -> ServiceProvider:
     """The process-wide provider of the running event loop (settings read on first use)."""
     loop = asyncio.get_running_loop()
     if loop not in _providers:
-        _providers[loop] = ServiceProvider(get_settings())
+        _providers[loop] = ServiceProvider(GraphSettings())
     return _providers[loop]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from storage.database import DatabaseUrls, create_engine, resolve_urls
 from storage.models import Base
-from storage.settings import get_settings
+from storage.settings import StorageSettings
 from storage.urls import quote_identifier, search_path
 
 config = context.config
@@ -38,7 +38,7 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 def database_urls() -> DatabaseUrls:
     """The URL given by the caller (`sqlalchemy.url`, any accepted form), else settings'."""
-    settings = get_settings()
+    settings = StorageSettings()
     url = config.get_main_option("sqlalchemy.url")
     return DatabaseUrls.from_url(url, settings.db_schema) if url else resolve_urls(settings)
 
@@ -91,7 +91,7 @@ def do_run_migrations(connection: Connection, schema: str | None) -> None:
 async def run_async_migrations() -> None:
     """Connect with asyncpg (the `alembic` command line) and run the migrations."""
     urls = database_urls()
-    engine = create_engine(get_settings(), urls, poolclass=pool.NullPool)
+    engine = create_engine(StorageSettings(), urls, poolclass=pool.NullPool)
     async with engine.begin() as connection:
         await connection.run_sync(do_run_migrations, urls.schema)
     await engine.dispose()

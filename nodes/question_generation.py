@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field
 from nodes.judges.judge import JudgeError
 from nodes.judges.llm.client import ConcurrencyLimit, call_structured, structured_call
 from nodes.judges.llm.prompts import BankExample, ConversationTurn, build_question_messages
+from nodes.judges.settings import JudgeSettings
 from storage.embeddings import Embedder, aembed_queries
-from storage.settings import Settings
 from storage.views import SimilarQuestion
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class LLMQuestionGenerator:
         questions: QuestionSource,
         embedder: Embedder,
         *,
-        settings: Settings | None = None,
+        settings: JudgeSettings | None = None,
         max_concurrency: int | None = None,
         max_retries: int | None = None,
         backoff_s: float | None = None,
@@ -237,7 +237,7 @@ class LLMQuestionGenerator:
             questions: The bank (`QuestionRepository`): examples and the fallback.
             embedder: Embeds questions for the similarity check.
             settings: LLM_* knobs (concurrency, retries, backoff, timeout); explicit knobs
-                below win; without either, the `Settings` defaults apply.
+                below win; without either, the `JudgeSettings` defaults apply.
             max_concurrency: LLM requests in flight at once for this generator.
             max_retries: Retries of one LLM call (transport / invalid output).
             backoff_s: First retry delay in seconds.
@@ -253,7 +253,7 @@ class LLMQuestionGenerator:
             raise ValueError(f"max_attempts must be >= 1 (got {max_attempts})")
         if examples_k < 0:
             raise ValueError(f"examples_k must be >= 0 (got {examples_k})")
-        defaults = settings if settings is not None else Settings.model_construct()
+        defaults = settings if settings is not None else JudgeSettings.model_construct()
         self._questions = questions
         self._embedder = embedder
         self._call = structured_call(

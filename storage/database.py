@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.embedded import ensure_database, start_embedded_server
-from storage.settings import Settings
+from storage.settings import StorageSettings
 from storage.urls import (
     NUMERIC_KEYWORDS,
     check_schema_name,
@@ -57,7 +57,7 @@ class DatabaseUrls:
         return cls(sqlalchemy=parsed.asyncpg(), libpq=parsed.libpq(), schema=schema)
 
 
-def resolve_urls(settings: Settings) -> DatabaseUrls:
+def resolve_urls(settings: StorageSettings) -> DatabaseUrls:
     """Return the configured database, starting the embedded server when none is configured.
 
     Blocking: async callers use `aresolve_urls`.
@@ -69,7 +69,7 @@ def resolve_urls(settings: Settings) -> DatabaseUrls:
     return DatabaseUrls.from_url(server.libpq_url(settings.database_name), settings.db_schema)
 
 
-async def aresolve_urls(settings: Settings) -> DatabaseUrls:
+async def aresolve_urls(settings: StorageSettings) -> DatabaseUrls:
     """`resolve_urls` off the event loop (pgserver start-up blocks for up to a second)."""
     return await asyncio.to_thread(resolve_urls, settings)
 
@@ -86,7 +86,9 @@ def asyncpg_connect_args(url: str) -> dict[str, Any]:
     return args
 
 
-def create_engine(settings: Settings, target: DatabaseUrls | str, **options: Any) -> AsyncEngine:
+def create_engine(
+    settings: StorageSettings, target: DatabaseUrls | str, **options: Any
+) -> AsyncEngine:
     """An asyncpg engine with the pool standards of seed 001 §2.2.
 
     `target` is a `DatabaseUrls` or any accepted URL (then in `settings.db_schema`); `options`
@@ -121,7 +123,7 @@ class Database:
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    async def connect(cls, settings: Settings) -> Database:
+    async def connect(cls, settings: StorageSettings) -> Database:
         """Resolve the database (embedded or configured) and build the engine."""
         urls = await aresolve_urls(settings)
         return cls(create_engine(settings, urls), urls)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol
 
-from storage.settings import EmbeddingBackend, Settings
+from storage.settings import EmbeddingBackend, StorageSettings
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
@@ -131,7 +131,7 @@ def _load(backend: EmbeddingBackend, model: str, batch_size: int) -> Embedder:
     return SentenceTransformerEmbedder(model, batch_size=batch_size)
 
 
-def load_embedder(settings: Settings) -> Embedder:
+def load_embedder(settings: StorageSettings) -> Embedder:
     """The configured embedder (loaded once per process) after checking its dimension."""
     embedder = _load(
         settings.embedding_backend, settings.embedding_model, settings.embedding_batch_size

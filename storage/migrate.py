@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import NullPool, create_engine
 
 from storage.database import DatabaseUrls, resolve_urls
-from storage.settings import PROJECT_ROOT, get_settings
+from storage.settings import PROJECT_ROOT, StorageSettings
 
 #: A database to migrate: its `DatabaseUrls`, any accepted URL (then in DB_SCHEMA), or None
 #: for the configured one.
@@ -30,7 +30,7 @@ def target_urls(target: Target) -> DatabaseUrls:
     """The `DatabaseUrls` of `target` (see `Target`)."""
     if isinstance(target, DatabaseUrls):
         return target
-    settings = get_settings()
+    settings = StorageSettings()  # read when migrating, never at import
     if target is None:
         return resolve_urls(settings)
     return DatabaseUrls.from_url(target, settings.db_schema)

@@ -34,7 +34,7 @@ from sqlalchemy import text as sql_text  # `text` is also a Question column
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.settings import DEFAULT_TENANT, get_settings
+from storage.settings import DEFAULT_TENANT
 
 #: Stable constraint names, so migrations never depend on generated names.
 NAMING_CONVENTION = {
@@ -237,9 +237,10 @@ class Question(Base):
         JSONB(none_as_null=True), nullable=False, server_default=sql_text("'[]'::jsonb")
     )
     """The 3-6 ideas a good answer covers, in the question's language (the judges' reference)."""
-    embedding: Mapped[list[float]] = mapped_column(
-        Vector(get_settings().embedding_dim), nullable=False
-    )
+    embedding: Mapped[list[float]] = mapped_column(Vector(), nullable=False)
+    """`vector(EMBEDDING_DIM)` in the database: the migration fixes the dimension when it runs
+    and `Storage.open` checks it against the embedder, so importing this module reads no
+    settings."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

@@ -16,7 +16,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import defer
 
 from storage.database import Database
-from storage.embeddings import Embedder, aembed_documents, aembed_queries
+from storage.embeddings import (
+    Embedder,
+    EmbeddingDimensionError,
+    aembed_documents,
+    aembed_queries,
+)
 from storage.models import Question
 from storage.views import SimilarQuestion
 
@@ -138,6 +143,31 @@ class QuestionRepository:
             query = query.where(Question.position == position)
         async with self._db.transaction() as s:
             return int(await s.scalar(query) or 0)
+
+    async def stored_dimension(self) -> int | None:
+        """The dimension of the bank's `vector(n)` column; None before the migrations ran."""
+        query = text(
+            "SELECT atttypmod FROM pg_attribute"
+            " WHERE attrelid = to_regclass('questions') AND attname = 'embedding'"
+        )
+        async with self._db.transaction() as s:
+            dim = await s.scalar(query)
+        return None if dim is None or dim < 0 else int(dim)  # -1: no dimension declared
+
+    async def check_dimension(self) -> None:
+        """Refuse an embedder whose vectors the bank's column cannot hold.
+
+        The ORM column carries no dimension (models read no settings at import); the
+        migration fixed it from EMBEDDING_DIM when it created the table, so a later change
+        of model or EMBEDDING_DIM is caught here, at start-up, not on the first insert.
+        """
+        stored = await self.stored_dimension()
+        if stored is not None and stored != self._embedder.dim:
+            raise EmbeddingDimensionError(
+                f"the question bank stores {stored}-d vectors but the embedding model produces "
+                f"{self._embedder.dim}-d ones (EMBEDDING_DIM); use a model of {stored} dimensions "
+                "or a new database"
+            )
 
     async def positions(self) -> list[str]:
         """Positions that have at least one question."""

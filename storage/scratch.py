@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 from storage.database import Database, DatabaseUrls, create_engine
 from storage.embedded import drop_database, ensure_database, start_embedded_server
 from storage.migrate import aupgrade
-from storage.settings import Settings
+from storage.settings import StorageSettings
 
 
 @asynccontextmanager
-async def scratch_database(settings: Settings, prefix: str) -> AsyncIterator[Database]:
+async def scratch_database(settings: StorageSettings, prefix: str) -> AsyncIterator[Database]:
     """A new, migrated database named `<prefix>_<random>`; disposed and dropped on exit."""
     server = await asyncio.to_thread(start_embedded_server, settings.data_dir)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"

@@ -17,7 +17,7 @@ from storage.migrate import aupgrade
 from storage.questions import QuestionRepository
 from storage.queue import JobQueue
 from storage.sessions import SessionStore
-from storage.settings import Settings
+from storage.settings import StorageSettings
 from storage.turn_writes import TurnEvaluationWriter
 
 
@@ -51,7 +51,9 @@ class Storage:
         )
 
     @classmethod
-    async def open(cls, settings: Settings, *, migrate: bool = True, seed: bool = False) -> Storage:
+    async def open(
+        cls, settings: StorageSettings, *, migrate: bool = True, seed: bool = False
+    ) -> Storage:
         """Connect (starting the embedded server if needed), migrate, optionally seed the bank."""
         db = await Database.connect(settings)
         try:
@@ -59,6 +61,7 @@ class Storage:
                 await aupgrade(db.urls)
             embedder = await asyncio.to_thread(load_embedder, settings)
             storage = cls.from_database(db, embedder, settings.queue_name)
+            await storage.questions.check_dimension()
             if seed and await storage.questions.count() == 0:
                 await seed_questions(storage.questions)
         except BaseException:

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from api.settings import Settings, get_settings
 from graph.services import Services, build_services
+from nodes.judges.settings import JudgeKind
 from storage.bank import seed_questions
 from storage.checkpoints import open_checkpointer
 from storage.database import Database, DatabaseUrls
@@ -23,7 +25,6 @@ from storage.questions import QuestionRepository
 from storage.scratch import scratch_database
 from storage.services import Storage
 from storage.sessions import SessionStore
-from storage.settings import JudgeKind, Settings, get_settings
 
 
 @pytest.fixture(scope="session")

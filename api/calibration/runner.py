@@ -21,10 +21,11 @@ from tqdm import tqdm
 from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAULT_SEED
 from api.calibration.labels import Label
 from api.calibration.metrics import Agreement, agreement
+from api.settings import Settings
 from nodes.judges.factory import make_judge
 from nodes.judges.judge import Judge, JudgeError, TurnCase
+from nodes.judges.settings import JudgeKind
 from storage.embeddings import load_embedder
-from storage.settings import JudgeKind, Settings
 
 #: The slice of every label, beside one slice per language.
 ALL = "all"
@@ -211,7 +212,11 @@ def open_judges(names: Iterable[JudgeName], settings: Settings) -> dict[str, Jud
     embedder = load_embedder(settings)
     kinds = {JudgeName.HEURISTIC: JudgeKind.HEURISTIC, JudgeName.LLM: JudgeKind.LLM}
     return {
-        str(name): make_judge(settings.model_copy(update={"judge": kinds[name]}), embedder)
+        str(name): make_judge(
+            settings.model_copy(update={"judge": kinds[name]}),
+            embedder,
+            settings.embedding_model_name,
+        )
         for name in wanted
     }
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from storage.settings import get_settings
+from storage.settings import StorageSettings  # read in upgrade(), never at import
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column(
             "embedding",
-            pgvector.sqlalchemy.Vector(dim=get_settings().embedding_dim),
+            pgvector.sqlalchemy.Vector(dim=StorageSettings().embedding_dim),
             nullable=False,
         ),
         sa.Column(

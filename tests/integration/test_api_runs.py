@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from api.app import create_app
+from api.settings import Settings
 from api.validation import InvalidRequestError, check_run
 from storage.services import Storage
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.checkpoints import open_checkpointer
 from storage.database import Database
 from storage.embedded import EmbeddedServer, drop_database, ensure_database
@@ -22,7 +24,6 @@ from storage.embeddings import Embedder
 from storage.migrate import aupgrade
 from storage.services import Storage
 from storage.sessions import TranscriptTurn
-from storage.settings import JudgeKind, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from api.settings import Settings
 from storage.embedded import EmbeddedServer
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from api.settings import Settings
 from storage.database import Database
 from storage.embeddings import Embedder, EmbeddingDimensionError, load_embedder
 from storage.questions import NewQuestion, QuestionRepository
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 

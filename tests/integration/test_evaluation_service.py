@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from api.settings import Settings
 from storage.database import Database, DatabaseUrls, create_engine
 from storage.errors import (
     EvaluationTypeError,
@@ -33,7 +34,6 @@ from storage.errors import (
 from storage.evaluations import EvaluationStorageService, TurnEvaluationInput
 from storage.models import EvaluationType, PromptEvaluation
 from storage.sessions import SessionStore, TranscriptTurn
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
+from api.settings import Settings
 from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.judge import TurnCase
@@ -19,7 +20,6 @@ from nodes.judges.llm.prompts import PROMPT_VERSION
 from nodes.question_generation import BankQuestionGenerator
 from storage.models import EvaluationType
 from storage.services import Storage
-from storage.settings import Settings
 from tests.support.fake_chat import ScriptedChatModel
 from tests.support.openai_stub import OpenAIStub
 

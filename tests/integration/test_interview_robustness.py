@@ -20,10 +20,10 @@ from sqlalchemy import text
 from api.app import create_app
 from api.interviews import InterviewService
 from api.runtime import AppRuntime
+from api.settings import Settings
 from api.validation import InvalidRequestError
 from graph.services import use_services
 from storage.services import Storage
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 

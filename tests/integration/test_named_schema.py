@@ -21,12 +21,13 @@ import psycopg
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from api.settings import Settings
 from storage.checkpoints import open_checkpointer
 from storage.database import Database, DatabaseUrls
 from storage.embedded import EmbeddedServer, drop_database, ensure_database
 from storage.migrate import check, downgrade, upgrade
 from storage.models import Base
-from storage.settings import PROJECT_ROOT, Settings
+from storage.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

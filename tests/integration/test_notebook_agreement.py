@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.settings import get_settings
+from api.settings import get_settings
 from tests.integration.test_notebooks import execute, outputs, printed
 
 pytestmark = pytest.mark.slow

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from sqlalchemy import insert, select, text, update
 
+from api.settings import Settings
 from storage.bank import load_bank, seed_questions
 from storage.database import Database
-from storage.embeddings import Embedder
+from storage.embeddings import Embedder, EmbeddingDimensionError
 from storage.models import Question
 from storage.questions import NewQuestion, QuestionRepository
 from storage.scratch import scratch_database
-from storage.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -362,6 +362,19 @@ async def test_seeding_the_packaged_bank(empty_bank_db: Database, settings: Sett
 
     assert await seed_questions(repository) == 0  # second seeding inserts nothing
     assert await repository.count() == len(bank)
+
+
+async def test_an_embedder_of_another_dimension_is_refused_at_start(
+    empty_bank_db: Database, settings: Settings
+) -> None:
+    """The ORM column has no dimension; the migrated column's is checked against the model."""
+    dim = settings.embedding_dim
+    repository = QuestionRepository(empty_bank_db, HashEmbedder(dim))
+    assert await repository.stored_dimension() == dim
+    await repository.check_dimension()  # the configured model fits
+    wider = QuestionRepository(empty_bank_db, HashEmbedder(dim * 2))
+    with pytest.raises(EmbeddingDimensionError, match=f"stores {dim}-d vectors.*{dim * 2}-d"):
+        await wider.check_dimension()
 
 
 async def test_seeding_fills_expected_points_of_stored_rows(

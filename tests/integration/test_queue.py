@@ -26,9 +26,10 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.callbacks import SIGNATURE_HEADER, verify_signature
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.models import EvaluationType
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 from tests.support.openai_stub import OpenAIStub
 from tests.support.workers import PROJECT_ROOT, CallbackReceiver, WorkerProcess
 

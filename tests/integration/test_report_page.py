@@ -19,8 +19,8 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.report_page import score_chart
+from api.settings import Settings
 from storage.services import Storage
-from storage.settings import Settings
 from tests.support.browser import visit
 
 pytestmark = pytest.mark.integration

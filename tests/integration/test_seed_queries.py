@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from api.settings import Settings
 from storage.database import Database
 from storage.evaluations import EvaluationStorageService
 from storage.scratch import scratch_database
 from storage.sessions import SessionStore, TranscriptTurn
-from storage.settings import PROJECT_ROOT, Settings
+from storage.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

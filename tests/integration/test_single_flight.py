@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.services import Storage
 from storage.sessions import TranscriptTurn
-from storage.settings import JudgeKind, Settings
 from tests.support.openai_stub import OpenAIStub
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from api import runtime as runtime_module
+from api.settings import Settings
 from graph import heap
+from nodes.judges.settings import JudgeKind
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.database import DatabaseUrls
 from storage.embedded import EmbeddedServer, drop_database, ensure_database
 from storage.migrate import check, downgrade, upgrade
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 from tests.support.http import (
     ANSWER,
     HEADERS_A,

@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.errors import ErrorOut
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
 from storage.services import Storage
-from storage.settings import JudgeKind, Settings
 
 KEY_A = "acme-key-0123456789abcdef"
 KEY_B = "globex-key-0123456789abcdef"

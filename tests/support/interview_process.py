@@ -13,7 +13,7 @@ import sys
 import uuid
 
 from api.runtime import open_runtime
-from storage.settings import get_settings
+from api.settings import get_settings
 
 
 async def main(action: str, session_id: str | None, answers: list[str]) -> None:

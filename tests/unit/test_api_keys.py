@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from storage.settings import DEFAULT_TENANT, Settings
+from api.settings import Settings
+from storage.settings import DEFAULT_TENANT
 
 KEY_1 = "k3y-one-0123456789"
 KEY_2 = "k3y-two-abcdefghij"

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from storage.settings import get_settings
+from api.settings import get_settings
 
 pytestmark = pytest.mark.slow
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from api.settings import get_settings
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.heuristic.features import detect_language, word_equivalents
 from nodes.judges.heuristic.judge import HeuristicJudge
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from storage.embeddings import Embedder, load_embedder
 from storage.evaluations import validate_details
-from storage.settings import get_settings
 
 PAIRS: list[dict[str, str]] = json.loads(
     (Path(__file__).resolve().parents[1] / "data" / "answer_pairs.json").read_text("utf-8")

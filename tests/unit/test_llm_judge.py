@@ -20,6 +20,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr, ValidationError
 
+from api.settings import Settings
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.llm import structured
@@ -38,7 +39,6 @@ from nodes.judges.llm.prompts import (
     escape_data,
 )
 from storage.evaluations import validate_details
-from storage.settings import Settings
 from tests.support.fake_chat import BadOutput, Reply, ScriptedChatModel, Slow
 from tests.support.openai_stub import OpenAIStub
 

@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import pytest
 
+from api.settings import Settings
 from nodes.judges.judge import JudgeError, TurnCase
 from nodes.judges.llm.judge import LLMJudge
 from nodes.judges.llm.retry import (
@@ -23,7 +24,6 @@ from nodes.judges.llm.retry import (
     backoff_delay,
     classify_failure,
 )
-from storage.settings import Settings
 from tests.support.openai_stub import FaultKind, OpenAIStub
 
 CASE = TurnCase(

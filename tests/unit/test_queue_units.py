@@ -10,9 +10,10 @@ from procrastinate import RetryStrategy
 
 from api.callbacks import callback_secret, require_callback_secret, sign, verify_signature
 from api.jobs import RETRYABLE, _strategy
+from api.settings import Settings
 from api.validation import InvalidRequestError, check_callback_url
 from nodes.close_session import EvaluationIncompleteError
-from storage.settings import DEFAULT_TENANT, Settings
+from storage.settings import DEFAULT_TENANT
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://hooks.example.com/t/1?x=2"])

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from storage.settings import EmbeddingBackend, JudgeKind, Settings
+from api.settings import Settings
+from nodes.judges.settings import JudgeKind
+from storage.settings import EmbeddingBackend
 
 ENV_VARS = (
     "DATABASE_URL",

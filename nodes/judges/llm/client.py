@@ -48,7 +48,7 @@ from nodes.judges.llm.retry import (  # re-exported: the retry policy's public n
     llm_retrying,
 )
 from nodes.judges.llm.structured import ChatModelCall, StructuredCall, ToolCall
-from storage.settings import Settings
+from nodes.judges.settings import JudgeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class LLMConfigurationError(ValueError):
     """Neither an API key nor a base URL is configured for the LLM."""
 
 
-def make_chat_model(settings: Settings) -> ChatOpenAI:
+def make_chat_model(settings: JudgeSettings) -> ChatOpenAI:
     """A `ChatOpenAI` for the configured OpenAI-compatible endpoint.
 
     Temperature 0 for reproducible grading; the client's own retries are off
@@ -120,7 +120,7 @@ def make_chat_model(settings: Settings) -> ChatOpenAI:
     )
 
 
-def _api_key(settings: Settings) -> SecretStr:
+def _api_key(settings: JudgeSettings) -> SecretStr:
     """The configured API key, the placeholder for a keyless local server, or an error."""
     if settings.openai_api_key is not None:
         return settings.openai_api_key
@@ -138,7 +138,7 @@ def tracing_enabled() -> bool:
     return flag.strip().lower() == "true"
 
 
-def make_openai_client(settings: Settings) -> AsyncOpenAI:
+def make_openai_client(settings: JudgeSettings) -> AsyncOpenAI:
     """The openai SDK client of the judge: no SDK retries (ours are), aiohttp transport.
 
     aiohttp rather than the default httpx: with ~100 requests in flight the httpx pool spends

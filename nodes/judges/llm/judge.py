@@ -47,7 +47,7 @@ from nodes.judges.llm.prompts import (
     build_flow_messages,
     build_turn_messages,
 )
-from storage.settings import Settings
+from nodes.judges.settings import JudgeSettings
 
 TurnCriterion = Literal["relevance", "coverage", "specificity", "communication"]
 ContentIntent = Literal[
@@ -280,7 +280,7 @@ class LLMJudge:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        settings: JudgeSettings,
         chat_model: BaseChatModel | None = None,
         guard: HeuristicJudge | None = None,
     ) -> LLMJudge:
