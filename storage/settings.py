@@ -146,6 +146,33 @@ class Settings(BaseSettings):
     llm_backoff_s: float = Field(
         default=0.5, ge=0, description="First retry delay; doubles each attempt."
     )
+    # LLM juries (nodes.judges.llm.jury): several verdicts per item, median stored.
+    judge_samples: int = Field(
+        default=1,
+        ge=1,
+        le=15,
+        description="Verdicts sampled per item from each jury model (1 = one call per item).",
+    )
+    judge_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models on the same endpoint that each judge every item "
+        "(a jury); empty = LLM_MODEL alone.",
+    )
+    judge_sample_temperature: float = Field(
+        default=0.7,
+        ge=0,
+        le=2,
+        description="Sampling temperature when JUDGE_SAMPLES > 1 (a single verdict uses 0).",
+    )
+
+    @field_validator("judge_models", mode="before")
+    @classmethod
+    def _split_judge_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return list(dict.fromkeys(str(part).strip() for part in value if str(part).strip()))
+        return value
 
     # --- HTTP facade ----------------------------------------------------------------
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(

@@ -4,7 +4,7 @@
 seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics, intent,
 intent_types: see `nodes.judges.intents`), plus what
 an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
-injection (`flags`), token `usage` and `latency_ms`.
+injection (`flags`), how far a jury agreed (`agreement`), token `usage` and `latency_ms`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,36 @@ class Usage(BaseModel):
     calls: int = 0
 
 
+Confidence = Literal["high", "medium", "low"]
+
+
+class CriterionAgreement(BaseModel):
+    """How far a jury's scores of one criterion lie apart."""
+
+    spread: float = Field(ge=0, le=100, description="Highest minus lowest juror score.")
+    confidence: Confidence
+
+
+class JurorScore(BaseModel):
+    """One juror's verdict, as scored (its texts are not kept: the median's are stored)."""
+
+    model: str
+    sample: int = Field(ge=1, description="1-based sample number of this model.")
+    score: float = Field(ge=0, le=100)
+    rubrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Agreement(BaseModel):
+    """A jury's agreement (`nodes.judges.llm.jury`): every juror's score, the spread, a label."""
+
+    method: Literal["median"] = "median"
+    jurors: list[JurorScore]
+    spread: float = Field(ge=0, le=100, description="Highest minus lowest juror score.")
+    stdev: float = Field(ge=0, description="Population standard deviation of juror scores.")
+    confidence: Confidence
+    rubrics: dict[str, CriterionAgreement] = Field(default_factory=dict)
+
+
 class EvaluationDetails(BaseModel):
     """What is stored in `prompt_evaluations.details`."""
 
@@ -58,6 +88,9 @@ class EvaluationDetails(BaseModel):
         description="e.g. 'prompt_injection:score_demand'; see nodes.judges.injection",
     )
     judge: JudgeInfo
+    agreement: Agreement | None = Field(
+        default=None, description="Only for a jury (JUDGE_SAMPLES / JUDGE_MODELS)."
+    )
     usage: Usage | None = None
     latency_ms: float | None = None
 
