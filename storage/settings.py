@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -163,6 +163,12 @@ class Settings(BaseSettings):
         ge=0,
         le=2,
         description="Sampling temperature when JUDGE_SAMPLES > 1 (a single verdict uses 0).",
+    )
+
+    holistic_mode: Literal["single", "debate"] = Field(
+        default="single",
+        description="`debate`: the HOLISTIC_FLOW is argued by a strict, a generous and a "
+        "neutral judge in parallel, then decided by one verdict call (4 calls).",
     )
 
     @field_validator("judge_models", mode="before")

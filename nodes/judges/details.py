@@ -4,7 +4,8 @@
 seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics, intent,
 intent_types: see `nodes.judges.intents`), plus what
 an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
-injection (`flags`), how far a jury agreed (`agreement`), token `usage` and `latency_ms`.
+injection (`flags`), how far a jury agreed (`agreement`), a flow debate's
+arguments (`debate`), token `usage` and `latency_ms`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class Agreement(BaseModel):
     rubrics: dict[str, CriterionAgreement] = Field(default_factory=dict)
 
 
+class DebateArgument(BaseModel):
+    """One participant of a flow debate (HOLISTIC_MODE=debate): its grade and why."""
+
+    score: float = Field(ge=0, le=100)
+    analysis: str
+    rubrics: dict[str, RubricScore] = Field(default_factory=dict)
+
+
 class EvaluationDetails(BaseModel):
     """What is stored in `prompt_evaluations.details`."""
 
@@ -90,6 +99,10 @@ class EvaluationDetails(BaseModel):
     judge: JudgeInfo
     agreement: Agreement | None = Field(
         default=None, description="Only for a jury (JUDGE_SAMPLES / JUDGE_MODELS)."
+    )
+    debate: dict[str, DebateArgument] | None = Field(
+        default=None,
+        description="HOLISTIC_FLOW with HOLISTIC_MODE=debate: strict, generous, neutral, verdict.",
     )
     usage: Usage | None = None
     latency_ms: float | None = None

@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
@@ -28,7 +28,13 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from openai import AsyncOpenAI
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
-from nodes.judges.details import EvaluationDetails, JudgeInfo, RubricScore, Usage
+from nodes.judges.details import (
+    DebateArgument,
+    EvaluationDetails,
+    JudgeInfo,
+    RubricScore,
+    Usage,
+)
 from nodes.judges.heuristic.calibration import calibration
 from nodes.judges.heuristic.judge import HeuristicJudge, Inspection
 from nodes.judges.injection import FLAG_PREFIX, detect_injection, scan
@@ -48,10 +54,14 @@ from nodes.judges.llm.client import (
 )
 from nodes.judges.llm.jury import Juror, combine, seat_jurors
 from nodes.judges.llm.prompts import (
+    DEBATE_ROLES,
     FLOW_CRITERIA,
     TURN_CRITERIA,
+    Argument,
+    build_advocate_messages,
     build_flow_messages,
     build_turn_messages,
+    build_verdict_messages,
     judge_prompt_texts,
 )
 from nodes.judges.llm.structured import StructuredCall
@@ -276,6 +286,36 @@ def _bounded(details: EvaluationDetails, inspection: Inspection | None) -> Evalu
     return details.model_copy(update={"score": score})
 
 
+R = TypeVar("R")
+
+
+async def _all_or_none(calls: Sequence[Awaitable[R]], names: Sequence[str]) -> list[R]:
+    """Every call's result, run in parallel; the first failure cancels the rest and is raised.
+
+    A failed `JudgeError` is raised again naming who failed (`names[i]`), so one juror or
+    debater failing after its retries fails the evaluation as a whole: nothing partial.
+    """
+    tasks: list[asyncio.Task[R]] = []
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks.extend(group.create_task(_awaited(call)) for call in calls)
+    except ExceptionGroup as failed:
+        index, error = next(
+            (i, e)
+            for i, task in enumerate(tasks)
+            if task.done() and not task.cancelled() and (e := task.exception()) is not None
+        )
+        if isinstance(error, JudgeError):
+            raise JudgeError(f"{names[index]} failed: {error}", attempts=error.attempts) from error
+        raise error from failed
+    return [task.result() for task in tasks]
+
+
+async def _awaited(call: Awaitable[R]) -> R:
+    """`call` as a coroutine (what `TaskGroup.create_task` takes)."""
+    return await call
+
+
 class LLMJudge:
     """Judge backed by an OpenAI-compatible chat model (`details.judge.kind = "llm"`)."""
 
@@ -290,6 +330,7 @@ class LLMJudge:
         timeout_s: float = 60.0,
         guard: HeuristicJudge | None = None,
         jurors: Sequence[Juror] | None = None,
+        holistic_mode: Literal["single", "debate"] = "single",
     ) -> None:
         """Wrap a chat model.
 
@@ -310,7 +351,10 @@ class LLMJudge:
                 each juror in parallel, through this judge's one limiter, and the median
                 stored. None = one juror, `model_name` at temperature 0 (one call per item).
                 A langchain chat model cannot switch models: its jurors are samples of it.
+            holistic_mode: "debate" = the HOLISTIC_FLOW is argued by a strict, a generous and
+                a neutral judge in parallel, then decided by a verdict call (4 calls).
         """
+        self._holistic_mode = holistic_mode
         self._guard = guard
         self._chat_model = chat_model
         self._model_name = model_name or str(
@@ -359,6 +403,7 @@ class LLMJudge:
             chat_model if chat_model is not None else make_openai_client(settings),
             model_name=settings.llm_model,
             jurors=jurors,
+            holistic_mode=settings.holistic_mode,
             max_concurrency=settings.llm_max_concurrency,
             max_retries=settings.llm_max_retries,
             backoff_s=settings.llm_backoff_s,
@@ -414,7 +459,7 @@ class LLMJudge:
         detected = inspection.flags() if inspection else detect_injection(case.answer)
 
         def verdict(
-            judgement: TurnJudgement, juror: Juror, usage: Usage, latency_ms: float
+            judgement: TurnJudgement, usage: Usage, latency_ms: float, juror: Juror
         ) -> EvaluationDetails:
             details = self._details(
                 judgement, TURN_CRITERIA, detected, case.language, usage, latency_ms, juror
@@ -424,11 +469,24 @@ class LLMJudge:
         details = await self._deliberate(self._turn_calls, build_turn_messages(graded), verdict)
         return _bounded(details, inspection)
 
+    async def _ask(
+        self, call: StructuredCall[J], messages: Sequence[BaseMessage]
+    ) -> tuple[J, Usage, float]:
+        """One structured call with this judge's limiter, timeout and retries."""
+        return await call_structured(
+            call,
+            messages,
+            limiter=self._limit.limiter(),
+            max_retries=self._max_retries,
+            backoff_s=self._backoff_s,
+            timeout_s=self._timeout_s,
+        )
+
     async def _deliberate(
         self,
         calls: Sequence[StructuredCall[J]],
         messages: Sequence[BaseMessage],
-        verdict: Callable[[J, Juror, Usage, float], EvaluationDetails],
+        verdict: Callable[[J, Usage, float, Juror], EvaluationDetails],
     ) -> EvaluationDetails:
         """Every juror's verdict, in parallel; one juror's details, or the jury's medians.
 
@@ -437,41 +495,75 @@ class LLMJudge:
         """
 
         async def sit(juror: Juror, call: StructuredCall[J]) -> EvaluationDetails:
-            judgement, usage, latency_ms = await call_structured(
-                call,
-                messages,
-                limiter=self._limit.limiter(),
-                max_retries=self._max_retries,
-                backoff_s=self._backoff_s,
-                timeout_s=self._timeout_s,
-            )
-            return verdict(judgement, juror, usage, latency_ms)
+            return verdict(*await self._ask(call, messages), juror)
 
         if len(self._jurors) == 1:
             return await sit(self._jurors[0], calls[0])
         started = time.perf_counter()
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(sit(juror, call))
-                    for juror, call in zip(self._jurors, calls, strict=True)
-                ]
-        except ExceptionGroup as failed:
-            index, error = next(
-                (i, e)
-                for i, task in enumerate(tasks)
-                if task.done() and not task.cancelled() and (e := task.exception()) is not None
-            )
-            juror = self._jurors[index]
-            if isinstance(error, JudgeError):
-                raise JudgeError(
-                    f"juror {index + 1} of {len(self._jurors)} ({juror.model}, sample "
-                    f"{juror.sample}) failed: {error}",
-                    attempts=error.attempts,
-                ) from error
-            raise error from failed
-        verdicts = [task.result() for task in tasks]
+        verdicts = await _all_or_none(
+            [sit(juror, call) for juror, call in zip(self._jurors, calls, strict=True)],
+            [
+                f"juror {n} of {len(self._jurors)} ({j.model}, sample {j.sample})"
+                for n, j in enumerate(self._jurors, start=1)
+            ],
+        )
         return combine(self._jurors, verdicts, (time.perf_counter() - started) * 1000)
+
+    async def _debate(
+        self,
+        case: FlowCase,
+        verdict: Callable[[FlowJudgement, Usage, float, Juror], EvaluationDetails],
+    ) -> EvaluationDetails:
+        """HOLISTIC_MODE=debate: three advocates in parallel, then the chair's verdict.
+
+        All four are graded with the flow schema by the first juror's model; the verdict is
+        stored, with every participant's grade in `details.debate` and the usage of all four.
+        """
+        juror, call = self._jurors[0], self._flow_calls[0]
+        started = time.perf_counter()
+        roles = tuple(DEBATE_ROLES)
+        sides = await _all_or_none(
+            [self._ask(call, build_advocate_messages(case, role)) for role in roles],
+            [f"the debate's {role} judge" for role in roles],
+        )
+        arguments = [verdict(*side, juror) for side in sides]
+        (chair,) = await _all_or_none(
+            [
+                self._ask(
+                    call,
+                    build_verdict_messages(
+                        case,
+                        [
+                            Argument(
+                                role,
+                                a.score,
+                                a.analysis,
+                                tuple((k, r.score, r.reason) for k, r in a.rubrics.items()),
+                            )
+                            for role, a in zip(roles, arguments, strict=True)
+                        ],
+                    ),
+                )
+            ],
+            ["the debate's verdict"],
+        )
+        final = verdict(*chair, juror)
+        usages = [u for _, u, _ in (*sides, chair)]
+        return final.model_copy(
+            update={
+                "debate": {
+                    role: DebateArgument(score=d.score, analysis=d.analysis, rubrics=d.rubrics)
+                    for role, d in zip((*roles, "verdict"), (*arguments, final), strict=True)
+                },
+                "usage": Usage(
+                    input_tokens=sum(u.input_tokens for u in usages),
+                    output_tokens=sum(u.output_tokens for u in usages),
+                    total_tokens=sum(u.total_tokens for u in usages),
+                    calls=sum(u.calls for u in usages),
+                ),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
 
     async def _prepare(
         self, case: TurnCase
@@ -512,10 +604,12 @@ class LLMJudge:
         language = case.language
 
         def verdict(
-            judgement: FlowJudgement, juror: Juror, usage: Usage, latency_ms: float
+            judgement: FlowJudgement, usage: Usage, latency_ms: float, juror: Juror
         ) -> EvaluationDetails:
             return self._details(judgement, FLOW_CRITERIA, ours, language, usage, latency_ms, juror)
 
+        if self._holistic_mode == "debate":
+            return await self._debate(case, verdict)
         return await self._deliberate(self._flow_calls, build_flow_messages(case), verdict)
 
     def _details(
