@@ -10,6 +10,7 @@ arguments (`debate`), token `usage` and `latency_ms`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,17 @@ class Usage(BaseModel):
     output_tokens: int = 0
     total_tokens: int = 0
     calls: int = 0
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage:
+        """The usage of several calls together (a jury, a debate)."""
+        parts = [u for u in usages if u is not None]
+        return cls(
+            input_tokens=sum(u.input_tokens for u in parts),
+            output_tokens=sum(u.output_tokens for u in parts),
+            total_tokens=sum(u.total_tokens for u in parts),
+            calls=sum(u.calls for u in parts),
+        )
 
 
 Confidence = Literal["high", "medium", "low"]

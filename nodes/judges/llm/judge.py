@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
@@ -289,7 +289,7 @@ def _bounded(details: EvaluationDetails, inspection: Inspection | None) -> Evalu
 R = TypeVar("R")
 
 
-async def _all_or_none(calls: Sequence[Awaitable[R]], names: Sequence[str]) -> list[R]:
+async def _all_or_none(calls: Sequence[Coroutine[Any, Any, R]], names: Sequence[str]) -> list[R]:
     """Every call's result, run in parallel; the first failure cancels the rest and is raised.
 
     A failed `JudgeError` is raised again naming who failed (`names[i]`), so one juror or
@@ -298,7 +298,7 @@ async def _all_or_none(calls: Sequence[Awaitable[R]], names: Sequence[str]) -> l
     tasks: list[asyncio.Task[R]] = []
     try:
         async with asyncio.TaskGroup() as group:
-            tasks.extend(group.create_task(_awaited(call)) for call in calls)
+            tasks.extend(group.create_task(call) for call in calls)
     except ExceptionGroup as failed:
         index, error = next(
             (i, e)
@@ -309,11 +309,6 @@ async def _all_or_none(calls: Sequence[Awaitable[R]], names: Sequence[str]) -> l
             raise JudgeError(f"{names[index]} failed: {error}", attempts=error.attempts) from error
         raise error from failed
     return [task.result() for task in tasks]
-
-
-async def _awaited(call: Awaitable[R]) -> R:
-    """`call` as a coroutine (what `TaskGroup.create_task` takes)."""
-    return await call
 
 
 class LLMJudge:
@@ -548,19 +543,13 @@ class LLMJudge:
             ["the debate's verdict"],
         )
         final = verdict(*chair, juror)
-        usages = [u for _, u, _ in (*sides, chair)]
         return final.model_copy(
             update={
                 "debate": {
                     role: DebateArgument(score=d.score, analysis=d.analysis, rubrics=d.rubrics)
                     for role, d in zip((*roles, "verdict"), (*arguments, final), strict=True)
                 },
-                "usage": Usage(
-                    input_tokens=sum(u.input_tokens for u in usages),
-                    output_tokens=sum(u.output_tokens for u in usages),
-                    total_tokens=sum(u.total_tokens for u in usages),
-                    calls=sum(u.calls for u in usages),
-                ),
+                "usage": Usage.total(u for _, u, _ in (*sides, chair)),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             }
         )

@@ -106,13 +106,6 @@ def combine(
         agreement[name] = CriterionAgreement(
             spread=_spread(values), confidence=confidence(_spread(values))
         )
-    usages = [v.usage or Usage() for v in verdicts]
-    usage = Usage(
-        input_tokens=sum(u.input_tokens for u in usages),
-        output_tokens=sum(u.output_tokens for u in usages),
-        total_tokens=sum(u.total_tokens for u in usages),
-        calls=sum(u.calls for u in usages),
-    )
     spread = _spread(scores)
     flags = list(dict.fromkeys(flag for v in verdicts for flag in v.flags))
     models = ",".join(dict.fromkeys(j.model for j in jurors))
@@ -137,7 +130,7 @@ def combine(
                 confidence=confidence(spread),
                 rubrics=agreement,
             ),
-            "usage": usage,
+            "usage": Usage.total(v.usage for v in verdicts),
             "latency_ms": round(latency_ms, 1),
         }
     )
