@@ -292,6 +292,24 @@ async def test_a_failed_juror_cancels_the_rest_of_the_jury(stub: OpenAIStub) -> 
     assert time.perf_counter() - started < 3  # judge-b was not waited for
 
 
+def test_a_jury_builds_each_tool_schema_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nodes.judges.llm import structured
+
+    built: list[object] = []
+    convert = structured.convert_to_openai_tool
+
+    def counting(schema: Any) -> dict[str, Any]:
+        built.append(schema)
+        return convert(schema)
+
+    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    judge = LLMJudge.from_settings(
+        Settings(openai_base_url="http://127.0.0.1:9/v1", judge_models="a,b,c", judge_samples=2)
+    )
+    assert len(judge.jurors) == 6
+    assert built == [TurnJudgement, FlowJudgement]  # shared by every juror's request
+
+
 def test_default_is_one_juror_at_temperature_zero() -> None:
     judge = LLMJudge.from_settings(Settings(openai_base_url="http://127.0.0.1:9/v1"))
     assert judge.jurors == (Juror(Settings().llm_model, 1, 0.0),)
