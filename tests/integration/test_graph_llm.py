@@ -184,6 +184,24 @@ async def test_a_jury_stores_medians_with_agreement(storage: Storage, stub: Open
         assert row.details["judge"]["model"] == "m1,m2,m3"
 
 
+async def test_the_flow_debate_is_stored_with_its_four_participants(
+    storage: Storage, stub: OpenAIStub
+) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, holistic_mode="debate"))
+    session_id = uuid.uuid4()
+    result = await invoke(build_graph(), submission(session_id, 2), storage, judge)
+    assert result["status"] == "completed"
+    assert stub.calls == 2 + 3 + 1  # two TURN_EVALs, three advocates, one verdict
+    holistic = await storage.evaluations.get_holistic_evaluation(session_id)
+    assert holistic is not None
+    debate = holistic.details["debate"]
+    assert set(debate) == {"strict", "generous", "neutral", "verdict"}
+    assert holistic.details["score"] == debate["verdict"]["score"]
+    assert holistic.details["usage"]["calls"] == 4
+    turns = [e for e in await storage.evaluations.list_evaluations(session_id) if e.turn]
+    assert all("debate" not in e.details for e in turns)
+
+
 async def test_a_juror_failing_after_its_retries_stores_nothing_for_its_items(
     storage: Storage, stub: OpenAIStub
 ) -> None:
