@@ -21,6 +21,9 @@ class RubricScore(BaseModel):
 
     score: float = Field(ge=0, le=100)
     reason: str
+    evidence: list[str] | None = Field(
+        default=None, description="LLM judge: the quotes from the answer the reason rests on."
+    )
 
 
 class JudgeInfo(BaseModel):

@@ -74,7 +74,7 @@ def turn_judgement(score: int = 72, flags: list[str] | None = None) -> TurnJudge
             "rubrics": [
                 {
                     "criterion": "specificity",
-                    "evidence": [],
+                    "evidence": ["we saw zero double charges over 2M webhooks", "  "],
                     "score": 85,
                     "reason": "numbers and mechanism",
                 },
@@ -155,6 +155,10 @@ async def test_turn_details_mapping() -> None:
     assert list(details.rubrics) == ["relevance", "coverage", "specificity", "communication"]
     assert details.rubrics["coverage"].score == 70
     assert details.rubrics["relevance"].reason == "answers the question"
+    assert details.rubrics["specificity"].evidence == [
+        "we saw zero double charges over 2M webhooks"
+    ]
+    assert "evidence" not in details.to_json()["rubrics"]["relevance"]  # none quoted
     assert details.judge.kind == "llm"
     assert details.judge.model == "fake-model"
     assert details.judge.prompt_version == prompt_version()

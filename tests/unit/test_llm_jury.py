@@ -187,7 +187,7 @@ def jury_responder(body: dict[str, Any]) -> dict[str, Any]:
         "rubrics": [
             {
                 "criterion": name,
-                "evidence": [f"quote for {name}"],
+                "evidence": [f"{model} quote for {name}", " "],
                 "reason": f"{model} on {name}",
                 "score": score - 10 * i if model != "judge-b" else 100 - i,
             }
@@ -223,6 +223,7 @@ async def test_a_jury_of_three_makes_three_parallel_calls_and_stores_the_median(
     assert details.rubrics["relevance"].score == 70  # median of 60, 100, 70
     assert details.rubrics["coverage"].score == 60  # median of 50, 99, 60
     assert details.rubrics["coverage"].reason == "judge-c on coverage"
+    assert details.rubrics["coverage"].evidence == ["judge-c quote for coverage"]  # its quotes
     assert "prompt_injection:score_demand" in details.flags  # one juror's flag is kept
     assert details.judge.model == "judge-a,judge-b,judge-c"
     assert details.usage is not None and details.usage.calls == 3

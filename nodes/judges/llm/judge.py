@@ -615,7 +615,11 @@ class LLMJudge:
         entries: Sequence[Any] = judgement.rubrics
         rubrics: dict[str, RubricScore] = {}
         for entry in entries:  # first entry of a criterion wins; order follows `criteria`
-            rubrics.setdefault(entry.criterion, RubricScore(score=entry.score, reason=entry.reason))
+            quotes = [q.strip() for q in entry.evidence if q.strip()]
+            rubrics.setdefault(
+                entry.criterion,
+                RubricScore(score=entry.score, reason=entry.reason, evidence=quotes or None),
+            )
         ordered = {name: rubrics[name] for name in criteria if name in rubrics}
         model_flags = [f for f in map(normalise_flag, judgement.flags) if f is not None]
         analysis = judgement.analysis.strip()

@@ -11,10 +11,10 @@ Confidence, from the spread (highest minus lowest juror score, on the 0-100 scal
 - `low`: spread > 20, they disagree by more than a level: a human should look.
 
 The texts (analysis, feedback, strengths, ...) are those of the juror whose overall score is
-closest to the median (the first such juror on ties), and each criterion's reason is that of
-the juror closest to the criterion's median, so the stored reason argues for the stored
-score. Flags are the union (one juror noticing an injection attempt is enough). Usage sums
-every juror's tokens and calls.
+closest to the median (the first such juror on ties), and each criterion's reason and
+evidence are those of the juror closest to the criterion's median, so the stored reason
+argues for the stored score. Flags are the union (one juror noticing an injection attempt
+is enough). Usage sums every juror's tokens and calls.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def combine(
         scored = [v.rubrics[name] for v in verdicts if name in v.rubrics]
         values = [r.score for r in scored]
         middle = _median(values)
-        reason = scored[_closest(values, middle)].reason
-        rubrics[name] = RubricScore(score=middle, reason=reason)
+        # the reason and evidence of the juror closest to the median argue for it
+        rubrics[name] = scored[_closest(values, middle)].model_copy(update={"score": middle})
         agreement[name] = CriterionAgreement(
             spread=_spread(values), confidence=confidence(_spread(values))
         )
