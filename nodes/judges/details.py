@@ -4,11 +4,13 @@
 seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubrics, intent,
 intent_types: see `nodes.judges.intents`), plus what
 an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
-injection (`flags`), token `usage` and `latency_ms`.
+injection (`flags`), how far a jury agreed (`agreement`), a flow debate's
+arguments (`debate`), token `usage` and `latency_ms`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -19,6 +21,9 @@ class RubricScore(BaseModel):
 
     score: float = Field(ge=0, le=100)
     reason: str
+    evidence: list[str] | None = Field(
+        default=None, description="LLM judge: the quotes from the answer the reason rests on."
+    )
 
 
 class JudgeInfo(BaseModel):
@@ -36,6 +41,55 @@ class Usage(BaseModel):
     output_tokens: int = 0
     total_tokens: int = 0
     calls: int = 0
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage | None]) -> Usage:
+        """The usage of several calls together (a jury, a debate)."""
+        parts = [u for u in usages if u is not None]
+        return cls(
+            input_tokens=sum(u.input_tokens for u in parts),
+            output_tokens=sum(u.output_tokens for u in parts),
+            total_tokens=sum(u.total_tokens for u in parts),
+            calls=sum(u.calls for u in parts),
+        )
+
+
+Confidence = Literal["high", "medium", "low"]
+
+
+class CriterionAgreement(BaseModel):
+    """How far a jury's scores of one criterion lie apart."""
+
+    spread: float = Field(ge=0, le=100, description="Highest minus lowest juror score.")
+    confidence: Confidence
+
+
+class JurorScore(BaseModel):
+    """One juror's verdict, as scored (its texts are not kept: the median's are stored)."""
+
+    model: str
+    sample: int = Field(ge=1, description="1-based sample number of this model.")
+    score: float = Field(ge=0, le=100)
+    rubrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Agreement(BaseModel):
+    """A jury's agreement (`nodes.judges.llm.jury`): every juror's score, the spread, a label."""
+
+    method: Literal["median"] = "median"
+    jurors: list[JurorScore]
+    spread: float = Field(ge=0, le=100, description="Highest minus lowest juror score.")
+    stdev: float = Field(ge=0, description="Population standard deviation of juror scores.")
+    confidence: Confidence
+    rubrics: dict[str, CriterionAgreement] = Field(default_factory=dict)
+
+
+class DebateArgument(BaseModel):
+    """One participant of a flow debate (HOLISTIC_MODE=debate): its grade and why."""
+
+    score: float = Field(ge=0, le=100)
+    analysis: str
+    rubrics: dict[str, RubricScore] = Field(default_factory=dict)
 
 
 class EvaluationDetails(BaseModel):
@@ -58,6 +112,13 @@ class EvaluationDetails(BaseModel):
         description="e.g. 'prompt_injection:score_demand'; see nodes.judges.injection",
     )
     judge: JudgeInfo
+    agreement: Agreement | None = Field(
+        default=None, description="Only for a jury (JUDGE_SAMPLES / JUDGE_MODELS)."
+    )
+    debate: dict[str, DebateArgument] | None = Field(
+        default=None,
+        description="HOLISTIC_FLOW with HOLISTIC_MODE=debate: strict, generous, neutral, verdict.",
+    )
     usage: Usage | None = None
     latency_ms: float | None = None
 

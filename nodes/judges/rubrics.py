@@ -2,7 +2,10 @@
 
 Each file names the position's concepts (keyword lists, English and Korean) and its technical
 vocabulary; the heuristic judge measures coverage and specificity against them and the LLM
-judge lists the concepts in its prompt.
+judge lists the concepts in its prompt. `rubrics/levels/` holds the anchored level
+descriptions the LLM judge grades against: five levels per criterion in `default.json`, and
+per-position files replacing the criteria whose anchors differ by position (what "specific"
+means for a backend engineer is not what it means for a product manager).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, Literal
 
 
 class UnknownPositionError(LookupError, ValueError):
@@ -46,6 +50,42 @@ def _read_all() -> dict[str, Rubric]:
 
 
 _RUBRICS = _read_all()
+
+#: Number of anchored levels per criterion (level n covers `LEVEL_BANDS[n - 1]`).
+LEVEL_COUNT = 5
+
+
+def _read_levels() -> dict[str, dict[str, Any]]:
+    """Every level file by stem ("default", "backend", ...), parsed once at import."""
+    folder = resources.files("nodes.judges").joinpath("rubrics", "levels")
+    return {
+        entry.name.removesuffix(".json"): json.loads(entry.read_text("utf-8"))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".json")
+    }
+
+
+_LEVELS = _read_levels()
+LEVEL_BANDS: tuple[tuple[int, int], ...] = tuple(
+    (int(lo), int(hi)) for lo, hi in _LEVELS["default"]["bands"]
+)
+
+
+def level_descriptions(position: str, kind: Literal["turn", "flow"]) -> dict[str, tuple[str, ...]]:
+    """The anchored levels of each criterion of `kind`, the position's own where it has them.
+
+    Returns:
+        criterion -> five descriptions, level 1 (lowest band) first.
+    """
+    levels = {k: tuple(v) for k, v in _LEVELS["default"][kind].items()}
+    override = _LEVELS.get(position, {}).get(kind, {})
+    levels.update({k: tuple(v) for k, v in override.items()})
+    return levels
+
+
+def levels_fingerprint() -> str:
+    """Every level file as canonical JSON (part of the LLM judge's prompt version)."""
+    return json.dumps(_LEVELS, sort_keys=True, ensure_ascii=False)
 
 
 def available_positions() -> list[str]:

@@ -9,9 +9,10 @@ here as fields; `graph.context.Context` may expose them per run under the same n
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode
 
 from storage.settings import SETTINGS_CONFIG
 
@@ -45,6 +46,38 @@ class JudgeSettings(BaseSettings):
     llm_backoff_s: float = Field(
         default=0.5, ge=0, description="First retry delay; doubles each attempt."
     )
+    # LLM juries (nodes.judges.llm.jury): several verdicts per item, median stored.
+    judge_samples: int = Field(
+        default=1,
+        ge=1,
+        le=15,
+        description="Verdicts sampled per item from each jury model (1 = one call per item).",
+    )
+    judge_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated models on the same endpoint that each judge every item "
+        "(a jury); empty = LLM_MODEL alone.",
+    )
+    judge_sample_temperature: float = Field(
+        default=0.7,
+        ge=0,
+        le=2,
+        description="Sampling temperature when JUDGE_SAMPLES > 1 (a single verdict uses 0).",
+    )
+    holistic_mode: Literal["single", "debate"] = Field(
+        default="single",
+        description="`debate`: the HOLISTIC_FLOW is argued by a strict, a generous and a "
+        "neutral judge in parallel, then decided by one verdict call (4 calls).",
+    )
+
+    @field_validator("judge_models", mode="before")
+    @classmethod
+    def _split_judge_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return list(dict.fromkeys(str(part).strip() for part in value if str(part).strip()))
+        return value
 
     @property
     def llm_configured(self) -> bool:

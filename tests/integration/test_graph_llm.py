@@ -15,8 +15,7 @@ from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.client import make_chat_model
-from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement
-from nodes.judges.llm.prompts import PROMPT_VERSION
+from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement, prompt_version
 from nodes.question_generation import BankQuestionGenerator
 from storage.models import EvaluationType
 from storage.services import Storage
@@ -49,11 +48,15 @@ def judgement(schema: type, messages: list[BaseMessage]) -> Any:
     if schema is FlowJudgement:
         return FlowJudgement(
             score=70,
-            rubrics=[{"criterion": "consistency", "score": 70, "reason": "consistent"}],
+            rubrics=[
+                {"criterion": "consistency", "evidence": [], "score": 70, "reason": "consistent"}
+            ],
             **common,
         )
     return TurnJudgement(
-        score=80, rubrics=[{"criterion": "relevance", "score": 80, "reason": "on topic"}], **common
+        score=80,
+        rubrics=[{"criterion": "relevance", "evidence": [], "score": 80, "reason": "on topic"}],
+        **common,
     )
 
 
@@ -97,7 +100,7 @@ async def test_submission_with_fake_chat_model(storage: Storage) -> None:
     assert rows[0].details["judge"] == {
         "kind": "llm",
         "model": "fake",
-        "prompt_version": PROMPT_VERSION,
+        "prompt_version": prompt_version(),
     }
     assert rows[0].details["rubrics"]["relevance"]["reason"] == "on topic"
 
@@ -159,6 +162,59 @@ async def test_exhausted_retries_leave_the_session_open_and_a_rerun_completes_it
     assert stub.calls == 1, "only the missing HOLISTIC_FLOW is evaluated again"
     assert await evaluation_counts(storage, session_id) == (3, 1)
     assert (await storage.sessions.get_session(session_id)).ended_at is not None
+
+
+async def test_a_jury_stores_medians_with_agreement(storage: Storage, stub: OpenAIStub) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, judge_models="m1,m2,m3"))
+    stub.latency_s = 0.2
+    session_id = uuid.uuid4()
+    result = await invoke(build_graph(), submission(session_id, 2), storage, judge)
+    assert result["status"] == "completed"
+    assert stub.calls == 3 * 3  # two TURN_EVALs and the HOLISTIC_FLOW, three jurors each
+    assert stub.max_concurrency == 9  # every juror of every item in flight at once
+    rows = await storage.evaluations.list_evaluations(session_id)
+    for row in rows:
+        agreement = row.details["agreement"]
+        assert [j["model"] for j in agreement["jurors"]] == ["m1", "m2", "m3"]
+        scores = sorted(j["score"] for j in agreement["jurors"])
+        assert row.details["score"] == scores[1]
+        assert agreement["spread"] == scores[2] - scores[0]
+        assert agreement["confidence"] in {"high", "medium", "low"}
+        assert row.details["usage"]["calls"] == 3
+        assert row.details["judge"]["model"] == "m1,m2,m3"
+
+
+async def test_the_flow_debate_is_stored_with_its_four_participants(
+    storage: Storage, stub: OpenAIStub
+) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, holistic_mode="debate"))
+    session_id = uuid.uuid4()
+    result = await invoke(build_graph(), submission(session_id, 2), storage, judge)
+    assert result["status"] == "completed"
+    assert stub.calls == 2 + 3 + 1  # two TURN_EVALs, three advocates, one verdict
+    holistic = await storage.evaluations.get_holistic_evaluation(session_id)
+    assert holistic is not None
+    debate = holistic.details["debate"]
+    assert set(debate) == {"strict", "generous", "neutral", "verdict"}
+    assert holistic.details["score"] == debate["verdict"]["score"]
+    assert holistic.details["usage"]["calls"] == 4
+    turns = [e for e in await storage.evaluations.list_evaluations(session_id) if e.turn]
+    assert all("debate" not in e.details for e in turns)
+
+
+async def test_a_juror_failing_after_its_retries_stores_nothing_for_its_items(
+    storage: Storage, stub: OpenAIStub
+) -> None:
+    judge = LLMJudge.from_settings(stub_settings(stub, judge_models="m1,m2,m3"))
+    stub.add_fault("500", times=None, match='"model": "m2"')
+    session_id = uuid.uuid4()
+    with pytest.raises(EvaluationIncompleteError) as failure:
+        await invoke(build_graph(), submission(session_id, 2), storage, judge)
+    failures = sorted((f["target"], f["turn"] or 0) for f in failure.value.failures)
+    assert failures == [("holistic", 0), ("turn", 1), ("turn", 2)]
+    assert all("juror 2 of 3 (m2" in f["error"] for f in failure.value.failures)
+    assert await evaluation_counts(storage, session_id) == (0, 0)  # no partial details
+    assert (await storage.sessions.get_session(session_id)).ended_at is None
 
 
 async def test_reevaluation_updates_in_place(storage: Storage, stub: OpenAIStub) -> None:

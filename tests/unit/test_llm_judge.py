@@ -31,9 +31,14 @@ from nodes.judges.llm.client import (
     make_chat_model,
     make_openai_client,
 )
-from nodes.judges.llm.judge import FlowJudgement, LLMJudge, TurnJudgement, normalise_flag
+from nodes.judges.llm.judge import (
+    FlowJudgement,
+    LLMJudge,
+    TurnJudgement,
+    normalise_flag,
+    prompt_version,
+)
 from nodes.judges.llm.prompts import (
-    PROMPT_VERSION,
     build_flow_messages,
     build_turn_messages,
     escape_data,
@@ -67,10 +72,20 @@ def turn_judgement(score: int = 72, flags: list[str] | None = None) -> TurnJudge
             "score": score,
             "analysis": "Addresses idempotency concretely.",
             "rubrics": [
-                {"criterion": "specificity", "score": 85, "reason": "numbers and mechanism"},
-                {"criterion": "relevance", "score": 90, "reason": "answers the question"},
-                {"criterion": "Coverage ", "score": 70, "reason": "unique index"},
-                {"criterion": "communication", "score": 60, "reason": "dense"},
+                {
+                    "criterion": "specificity",
+                    "evidence": ["we saw zero double charges over 2M webhooks", "  "],
+                    "score": 85,
+                    "reason": "numbers and mechanism",
+                },
+                {
+                    "criterion": "relevance",
+                    "evidence": [],
+                    "score": 90,
+                    "reason": "answers the question",
+                },
+                {"criterion": "Coverage ", "evidence": [], "score": 70, "reason": "unique index"},
+                {"criterion": "communication", "evidence": [], "score": 60, "reason": "dense"},
             ],
             "strengths": ["concrete mechanism", " "],
             "improvements": ["discuss key expiry"],
@@ -87,10 +102,25 @@ def flow_judgement(score: int = 64) -> FlowJudgement:
             "score": score,
             "analysis": "Consistent and builds on turn 1 in turn 2.",
             "rubrics": [
-                {"criterion": "consistency", "score": 80, "reason": "no contradictions"},
-                {"criterion": "depth_progression", "score": 60, "reason": "some deepening"},
-                {"criterion": "coverage", "score": 50, "reason": "databases only"},
-                {"criterion": "answer quality", "score": 55, "reason": "solid answers"},
+                {
+                    "criterion": "consistency",
+                    "evidence": [],
+                    "score": 80,
+                    "reason": "no contradictions",
+                },
+                {
+                    "criterion": "depth_progression",
+                    "evidence": [],
+                    "score": 60,
+                    "reason": "some deepening",
+                },
+                {"criterion": "coverage", "evidence": [], "score": 50, "reason": "databases only"},
+                {
+                    "criterion": "answer quality",
+                    "evidence": [],
+                    "score": 55,
+                    "reason": "solid answers",
+                },
             ],
             "strengths": ["consistency"],
             "improvements": ["broaden topics"],
@@ -125,9 +155,13 @@ async def test_turn_details_mapping() -> None:
     assert list(details.rubrics) == ["relevance", "coverage", "specificity", "communication"]
     assert details.rubrics["coverage"].score == 70
     assert details.rubrics["relevance"].reason == "answers the question"
+    assert details.rubrics["specificity"].evidence == [
+        "we saw zero double charges over 2M webhooks"
+    ]
+    assert "evidence" not in details.to_json()["rubrics"]["relevance"]  # none quoted
     assert details.judge.kind == "llm"
     assert details.judge.model == "fake-model"
-    assert details.judge.prompt_version == PROMPT_VERSION
+    assert details.judge.prompt_version == prompt_version()
     assert details.usage is not None
     assert (details.usage.input_tokens, details.usage.output_tokens) == (120, 30)
     assert details.usage.total_tokens == 150 and details.usage.calls == 1

@@ -165,7 +165,11 @@ def make_openai_client(settings: JudgeSettings) -> AsyncOpenAI:
 
 
 def structured_call(
-    model: AsyncOpenAI | BaseChatModel, schema: type[T], model_name: str
+    model: AsyncOpenAI | BaseChatModel,
+    schema: type[T],
+    model_name: str,
+    temperature: float = 0,
+    reuse: StructuredCall[T] | None = None,
 ) -> StructuredCall[T]:
     """One structured-output request for `schema`, built now and reused by every call.
 
@@ -173,9 +177,15 @@ def structured_call(
         model: The openai SDK client (the lean path) or any langchain chat model.
         schema: The pydantic model of the result (sent as the tool's parameters).
         model_name: The model requested from the SDK client (chat models know their own).
+        temperature: Sampling temperature of the SDK request (chat models keep their own).
+        reuse: A call built for another juror of the same schema: its tool schema is shared
+            (SDK), or the call itself is returned (a chat model cannot switch models).
     """
     if isinstance(model, AsyncOpenAI):
-        return ToolCall(model, model_name, schema)
+        tool = reuse.tool if isinstance(reuse, ToolCall) else None
+        return ToolCall(model, model_name, schema, temperature, tool)
+    if reuse is not None:
+        return reuse
     method = STRUCTURED_OUTPUT_METHOD if isinstance(model, BaseChatOpenAI) else None
     return ChatModelCall(model, schema, method)
 

@@ -66,14 +66,24 @@ def openai_messages(messages: Sequence[BaseMessage]) -> list[Any]:
 class ToolCall(Generic[T]):
     """A structured-output request through the openai SDK, built once per schema."""
 
-    def __init__(self, client: AsyncOpenAI, model: str, schema: type[T]) -> None:
-        """Build the tool schema and the request template for `schema` (reused as is)."""
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        schema: type[T],
+        temperature: float = 0,
+        tool: dict[str, Any] | None = None,
+    ) -> None:
+        """Build the tool schema and the request template for `schema` (reused as is).
+
+        `tool` passes a schema already built for another juror of the same judge.
+        """
         self.schema = schema
-        self.tool: dict[str, Any] = convert_to_openai_tool(schema)
+        self.tool: dict[str, Any] = tool if tool is not None else convert_to_openai_tool(schema)
         self.tool_name: str = self.tool["function"]["name"]
         self.template: dict[str, Any] = {
             "model": model,
-            "temperature": 0,
+            "temperature": temperature,
             "tools": [self.tool],
             "tool_choice": {"type": "function", "function": {"name": self.tool_name}},
             "parallel_tool_calls": False,
