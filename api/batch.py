@@ -101,20 +101,8 @@ async def submit_record(
     tags: Mapping[str, str] | None = None,
 ) -> SessionReport:
     """Validate one record like the HTTP route does and submit it (under `run`, if given)."""
-    submission = as_submission(
-        SubmitTranscript.model_validate(record), index=index, run=run, tags=tags
-    )
-    return await interviews.submit_transcript(
-        participant_id=submission.participant_id,
-        position=submission.position,
-        language=submission.language,
-        transcript=submission.transcript,
-        session_id=submission.session_id,
-        exam_id=submission.exam_id,
-        reevaluate=submission.reevaluate,
-        run=submission.run,
-        tags=submission.tags,
-    )
+    body = SubmitTranscript.model_validate(record)
+    return await interviews.submit_transcript(as_submission(body, index=index, run=run, tags=tags))
 
 
 async def evaluate_file(

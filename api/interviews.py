@@ -170,7 +170,11 @@ class RefusedSubmission:
 
 @dataclass(frozen=True)
 class TranscriptSubmission:
-    """One submission of the bulk queueing path (`turnjudge evaluate --queue`)."""
+    """One complete transcript to evaluate: the facade's one submission shape.
+
+    Built from a validated HTTP/CLI record by `api.batch.as_submission`, and taken alike by
+    `submit_transcript` (evaluate now) and `queue_transcript(s)` (store and queue).
+    """
 
     participant_id: str
     position: str
@@ -557,18 +561,7 @@ class InterviewService:
         return await self.report(session_id, tenant)
 
     async def submit_transcript(
-        self,
-        *,
-        participant_id: str,
-        position: str,
-        language: str,
-        transcript: Sequence[TranscriptItem],
-        session_id: uuid.UUID | None = None,
-        exam_id: str | None = None,
-        reevaluate: bool = False,
-        run: str | None = None,
-        tags: dict[str, str] | None = None,
-        tenant: str = DEFAULT_TENANT,
+        self, submission: TranscriptSubmission, *, tenant: str = DEFAULT_TENANT
     ) -> SessionReport:
         """Store a complete transcript, evaluate every turn and the flow, close the session.
 
@@ -577,30 +570,27 @@ class InterviewService:
         completed). A different transcript or profile, or the session of an interview, is
         refused (`TurnConflictError`, `SessionEndedError`, `SessionKindError`) and nothing
         is changed. `run` and `tags` are stored with a new session (exports filter by them).
+        The evaluation is done when this returns: `callback_url` is for the queued paths.
         """
-        check_profile(participant_id, position, language, exam_id)
-        items = check_transcript(transcript)
-        check_flag("reevaluate", reevaluate)
-        metadata = check_run(run, tags)
+        items, metadata = self._check_request(submission)
+        session_id = submission.session_id
         sid = uuid.uuid4() if session_id is None else check_session_id(session_id)
         async with self._locks.hold(sid):
             if session_id is not None:
-                existing = await self._existing_submission(
-                    sid, items, participant_id, position, language, exam_id, tenant
-                )
+                existing = await self._existing_submission(sid, submission, items, tenant)
                 if existing is not None and existing.is_ended:
                     return await self.report(sid, tenant)
             await self._run_submission(
                 {
                     "session_id": str(sid),
-                    "participant_id": participant_id,
-                    "exam_id": exam_id,
-                    "position": position,
-                    "language": language,
+                    "participant_id": submission.participant_id,
+                    "exam_id": submission.exam_id,
+                    "position": submission.position,
+                    "language": submission.language,
                     "max_turns": len(items),
                     "mode": "submission",
                     "transcript": items,
-                    "reevaluate": reevaluate,
+                    "reevaluate": submission.reevaluate,
                     "metadata": metadata,
                 },
                 tenant,
@@ -649,13 +639,7 @@ class InterviewService:
         async with self._locks.hold(item.session_id):
             if submission.session_id is not None:
                 existing = await self._existing_submission(
-                    item.session_id,
-                    submission.transcript,
-                    item.participant_id,
-                    item.position,
-                    item.language,
-                    item.exam_id,
-                    tenant,
+                    item.session_id, submission, submission.transcript, tenant
                 )
                 if existing is not None and existing.is_ended:
                     report = await self.report(item.session_id, tenant)
@@ -702,15 +686,7 @@ class InterviewService:
         submission: TranscriptSubmission, tenant: str = DEFAULT_TENANT
     ) -> QueuedTranscript:
         """Validate a submission as `submit_transcript` does; give it its session id."""
-        check_profile(
-            submission.participant_id,
-            submission.position,
-            submission.language,
-            submission.exam_id,
-        )
-        items = check_transcript(submission.transcript)
-        check_flag("reevaluate", submission.reevaluate)
-        metadata = check_run(submission.run, submission.tags)
+        items, metadata = InterviewService._check_request(submission)
         callback_url = check_callback_url(submission.callback_url)
         sid = (
             uuid.uuid4()
@@ -733,17 +709,29 @@ class InterviewService:
             callback_url=callback_url,
         )
 
+    @staticmethod
+    def _check_request(
+        submission: TranscriptSubmission,
+    ) -> tuple[list[TranscriptItem], dict[str, Any]]:
+        """The checks every submission path shares: the transcript's items and run metadata."""
+        check_profile(
+            submission.participant_id,
+            submission.position,
+            submission.language,
+            submission.exam_id,
+        )
+        items = check_transcript(submission.transcript)
+        check_flag("reevaluate", submission.reevaluate)
+        return items, check_run(submission.run, submission.tags)
+
     async def _existing_submission(
         self,
         session_id: uuid.UUID,
+        submission: TranscriptSubmission,
         items: Sequence[TranscriptItem],
-        participant_id: str,
-        position: str,
-        language: str,
-        exam_id: str | None,
         tenant: str,
     ) -> SessionView | None:
-        """The stored session this re-submission targets, if its request matches it."""
+        """The stored session this re-submission targets, if its request (`items`) matches it."""
         storage = self._services.storage
         session = await self.check_owner(session_id, tenant, missing_ok=True)
         if session is None:
@@ -759,7 +747,12 @@ class InterviewService:
             session.position,
             session.language,
             session.exam_id,
-        ) == (participant_id, position, language, exam_id)
+        ) == (
+            submission.participant_id,
+            submission.position,
+            submission.language,
+            submission.exam_id,
+        )
         mismatch = next(
             (
                 index

@@ -189,11 +189,13 @@ DESCRIPTIONS: dict[int, str] = {
 COMMON = (431, 500, 503)
 
 
-def queued_response() -> dict[int | str, dict[str, Any]]:
-    """`responses=` entry of the 202 a `wait=false` submission answers, with an example."""
+def submission_responses(
+    *codes: int, only: dict[int, tuple[str, ...]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a submission route: the 202 of `wait=false`, then `error_responses`."""
     from api.schemas import QueuedOut  # schemas import the facade; keep this module light
 
-    return {
+    queued: dict[int | str, dict[str, Any]] = {
         202: {
             "model": QueuedOut,
             "description": "Queued for a worker (wait=false); follow GET /sessions/{id}/report",
@@ -213,6 +215,7 @@ def queued_response() -> dict[int | str, dict[str, Any]]:
             },
         }
     }
+    return {**queued, **error_responses(*codes, only=only)}
 
 
 def error_responses(

@@ -11,11 +11,13 @@ import dataclasses
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.types import DecoratedCallable
 from pydantic import AfterValidator
 
 from api.batch import as_submission
@@ -30,7 +32,7 @@ from api.deps import (
 )
 from api.errors import error_response
 from api.interviews import InterviewStep, QueuedSubmission, SessionReport
-from api.responses import error_responses, queued_response
+from api.responses import error_responses, submission_responses
 from api.schemas import (
     MAX_QUERY_CHARS,
     NONBLANK_TEXT_SCHEMA,
@@ -250,21 +252,24 @@ def _check_callback(
         ) from exc
 
 
-@router.post(
+def _submission_route(
+    path: str, *codes: int, only: dict[int, tuple[str, ...]]
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A route that evaluates and closes a session: its report (200), or queued (202).
+
+    Both answer 401/404/409/422/502 besides `codes`; `only` narrows the examples.
+    """
+    return router.post(
+        path,
+        response_model=ReportOut | QueuedOut,
+        tags=["sessions"],
+        responses=submission_responses(401, 404, 409, 422, 502, *codes, only=only),
+    )
+
+
+@_submission_route(
     "/sessions/{session_id}/submit",
-    response_model=ReportOut | QueuedOut,
-    tags=["sessions"],
-    responses={
-        **queued_response(),
-        **error_responses(
-            401,
-            404,
-            409,
-            422,
-            502,
-            only={409: ("ended", "not_waiting"), 422: ("session_id", "query", "callback_url")},
-        ),
-    },
+    only={409: ("ended", "not_waiting"), 422: ("session_id", "query", "callback_url")},
 )
 async def submit(
     session_id: uuid.UUID,
@@ -290,25 +295,10 @@ async def submit(
     return _report_out(report)
 
 
-@router.post(
+@_submission_route(
     "/submissions",
-    response_model=ReportOut | QueuedOut,
-    tags=["sessions"],
-    responses={
-        **queued_response(),
-        **error_responses(
-            401,
-            404,
-            409,
-            413,
-            422,
-            502,
-            only={
-                409: ("ended", "conflict"),
-                422: ("field", "nul", "json", "query", "callback_url"),
-            },
-        ),
-    },
+    413,
+    only={409: ("ended", "conflict"), 422: ("field", "nul", "json", "query", "callback_url")},
 )
 async def submit_transcript(
     body: SubmitTranscript,
@@ -324,10 +314,11 @@ async def submit_transcript(
     would be for a re-submission.
     """
     _check_callback(app, caller.tenant, wait, body.callback_url, "body")
+    submission = as_submission(body)
     if not wait:
-        queued = await app.interviews.queue_transcript(as_submission(body), tenant=caller.tenant)
+        queued = await app.interviews.queue_transcript(submission, tenant=caller.tenant)
         return _queued(queued, response)
-    return _report_out(await body.submit(app.interviews, tenant=caller.tenant))
+    return _report_out(await app.interviews.submit_transcript(submission, tenant=caller.tenant))
 
 
 @router.get(

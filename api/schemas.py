@@ -27,7 +27,6 @@ from pydantic import (
     field_validator,
 )
 
-from api.interviews import InterviewService, SessionReport
 from api.validation import MAX_RUN_CHARS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, MAX_TAGS
 from graph.state import TranscriptItem
 from nodes.intake_answer import MAX_ANSWER_CHARS
@@ -40,7 +39,6 @@ from storage.emotions import (
     emotion_vocabulary,
 )
 from storage.errors import InvalidEmotionError
-from storage.settings import DEFAULT_TENANT
 from storage.text import text_problem
 
 #: Positions that have a rubric (nodes/judges/rubrics/*.json).
@@ -373,23 +371,6 @@ class SubmitTranscript(BaseModel):
     callback_url: CallbackUrl | None = None
     run: RunName | None = None
     tags: Tags | None = None
-
-    async def submit(
-        self, interviews: InterviewService, tenant: str = DEFAULT_TENANT
-    ) -> SessionReport:
-        """Run this submission through the interview facade (HTTP route)."""
-        return await interviews.submit_transcript(
-            participant_id=self.participant_id,
-            position=self.position.value,
-            language=self.language.value,
-            exam_id=self.exam_id,
-            session_id=self.session_id,
-            reevaluate=self.reevaluate,
-            transcript=[t.item() for t in self.transcript],
-            run=self.run,
-            tags=self.tags,
-            tenant=tenant,
-        )
 
 
 class QuestionOut(BaseModel):

@@ -14,7 +14,7 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from rich.console import Console
 
 from api.interactive import run_interview, start_or_resume
-from api.interviews import InterviewService
+from api.interviews import InterviewService, TranscriptSubmission
 from graph.graph import build_graph
 from graph.services import Services
 from storage.database import DatabaseUrls
@@ -94,10 +94,12 @@ async def test_terminal_interview_resumes_by_session_id(interviews: InterviewSer
 @pytest.fixture
 async def finished_session(interviews: InterviewService) -> AsyncIterator[str]:
     report = await interviews.submit_transcript(
-        participant_id="p-report-cli",
-        position="backend",
-        language="en",
-        transcript=[{"question": "How do you cache?", "answer": ANSWERS[1]}],
+        TranscriptSubmission(
+            participant_id="p-report-cli",
+            position="backend",
+            language="en",
+            transcript=[{"question": "How do you cache?", "answer": ANSWERS[1]}],
+        )
     )
     yield str(report.session_id)
 

@@ -243,26 +243,32 @@ async def test_a_resubmission_with_other_emotions_is_a_conflict(
     interviews: InterviewService,
 ) -> None:
     first = await interviews.submit_transcript(
-        participant_id="p-resub",
-        position="backend",
-        language="en",
-        transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
+        TranscriptSubmission(
+            participant_id="p-resub",
+            position="backend",
+            language="en",
+            transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
+        )
     )
     again = await interviews.submit_transcript(
-        participant_id="p-resub",
-        position="backend",
-        language="en",
-        session_id=first.session_id,
-        transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
-    )
-    assert again == first
-    with pytest.raises(SessionEndedError):  # closed, and not the same transcript
-        await interviews.submit_transcript(
+        TranscriptSubmission(
             participant_id="p-resub",
             position="backend",
             language="en",
             session_id=first.session_id,
-            transcript=_submission([NERVOUS, None], "p-resub")["transcript"],
+            transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
+        )
+    )
+    assert again == first
+    with pytest.raises(SessionEndedError):  # closed, and not the same transcript
+        await interviews.submit_transcript(
+            TranscriptSubmission(
+                participant_id="p-resub",
+                position="backend",
+                language="en",
+                session_id=first.session_id,
+                transcript=_submission([NERVOUS, None], "p-resub")["transcript"],
+            )
         )
 
 
@@ -303,11 +309,13 @@ async def test_exports_carry_emotion_columns(
 ) -> None:
     run = f"emo-{uuid.uuid4().hex[:8]}"
     report = await interviews.submit_transcript(
-        participant_id="p-export",
-        position="backend",
-        language="en",
-        run=run,
-        transcript=_submission([CONFIDENT, NERVOUS], "p-export")["transcript"],
+        TranscriptSubmission(
+            participant_id="p-export",
+            position="backend",
+            language="en",
+            run=run,
+            transcript=_submission([CONFIDENT, NERVOUS], "p-export")["transcript"],
+        )
     )
     assert report.emotion is not None
     columns, rows = flatten(await evaluation_records(storage.db, run=run))

@@ -18,7 +18,7 @@ from langgraph.types import Command
 from sqlalchemy import text
 
 from api.app import create_app
-from api.interviews import InterviewService
+from api.interviews import InterviewService, TranscriptSubmission
 from api.runtime import AppRuntime
 from api.settings import Settings
 from api.validation import InvalidRequestError
@@ -172,13 +172,15 @@ async def test_a_rejected_submission_stores_nothing(
     before = await counts(storage)
     with pytest.raises(InvalidRequestError):
         await interviews.submit_transcript(
-            participant_id="p",
-            position="backend",
-            language="en",
-            transcript=[
-                {"question": "Q1?", "answer": "fine"},
-                {"question": "Q2?", "answer": "bad\u0000answer"},
-            ],
+            TranscriptSubmission(
+                participant_id="p",
+                position="backend",
+                language="en",
+                transcript=[
+                    {"question": "Q1?", "answer": "fine"},
+                    {"question": "Q2?", "answer": "bad\u0000answer"},
+                ],
+            )
         )
     for bad in (
         {"participant_id": "p\u0000", "position": "backend"},

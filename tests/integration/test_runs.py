@@ -10,7 +10,7 @@ import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from api.batch import as_submission, queue_file, run_session_id, submit_record
-from api.interviews import InterviewService
+from api.interviews import InterviewService, TranscriptSubmission
 from api.schemas import SubmitTranscript
 from api.validation import InvalidRequestError
 from graph.graph import build_graph
@@ -95,12 +95,14 @@ async def test_bad_run_or_tags_are_refused_before_anything_is_stored(
     before = len(await storage.sessions.list_sessions())
     with pytest.raises(InvalidRequestError) as refused:
         await interviews.submit_transcript(
-            participant_id="p-bad-run",
-            position="backend",
-            language="en",
-            transcript=RECORDS[0]["transcript"],  # type: ignore[arg-type]
-            run=run,
-            tags=tags,  # type: ignore[arg-type]
+            TranscriptSubmission(
+                participant_id="p-bad-run",
+                position="backend",
+                language="en",
+                transcript=RECORDS[0]["transcript"],  # type: ignore[arg-type]
+                run=run,
+                tags=tags,  # type: ignore[arg-type]
+            )
         )
     assert refused.value.field == field
     assert len(await storage.sessions.list_sessions()) == before

@@ -14,7 +14,7 @@ import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from sqlalchemy import text
 
-from api.interviews import InterviewService
+from api.interviews import InterviewService, TranscriptSubmission
 from graph.graph import build_graph
 from graph.services import Services
 from nodes.judges.intents import intent_vocabulary
@@ -60,10 +60,12 @@ async def test_stored_turn_evals_are_seed_shaped(
     interviews: InterviewService, storage: Storage, language: str
 ) -> None:
     report = await interviews.submit_transcript(
-        participant_id=f"p-seed-{language}",
-        position="backend",
-        language=language,
-        transcript=TRANSCRIPTS[language],
+        TranscriptSubmission(
+            participant_id=f"p-seed-{language}",
+            position="backend",
+            language=language,
+            transcript=TRANSCRIPTS[language],
+        )
     )
     sql = substitute(
         load_queries()[TURN_SCORES].replace(f"{SEED_SCHEMA}.", ""),
