@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -64,25 +65,22 @@ def _submission(**changes: Any) -> dict[str, Any]:
 
 JSON = {**HEADERS_A, "Content-Type": "application/json"}
 
+# The cases of the routes with many, each named by its id and what it sends.
+_start_case = partial(Case, method="POST", path="/interviews")
+_answer_case = partial(Case, method="POST", path=f"/interviews/{LIVE}/answers")
+_submission_case = partial(Case, method="POST", path="/submissions")
+_similar_case = partial(Case, method="GET", path="/questions/similar")
+
 CASES = [
     # --- authentication first ------------------------------------------------------------
-    Case(
+    _start_case(
         "malformed-json-no-key",
-        "POST",
-        "/interviews",
         content=b"{not json",
         headers={"Content-Type": "application/json"},
         status=401,
     ),
-    Case("valid-body-no-key", "POST", "/interviews", json=START, headers={}, status=401),
-    Case(
-        "wrong-key",
-        "POST",
-        "/submissions",
-        json=SUBMISSION,
-        headers={"X-API-Key": "x" * 30},
-        status=401,
-    ),
+    _start_case("valid-body-no-key", json=START, headers={}, status=401),
+    _submission_case("wrong-key", json=SUBMISSION, headers={"X-API-Key": "x" * 30}, status=401),
     Case(
         "non-latin1-key",
         "GET",
@@ -113,236 +111,112 @@ CASES = [
         headers={**HEADERS_A, **{f"X-H{i}": "v" * 100 for i in range(400)}},
         status=431,
     ),
-    Case(
-        "body-over-limit",
-        "POST",
-        "/interviews",
-        json=_start(participant_id="p" * 1_100_000),
-        status=413,
-    ),
-    Case(
-        "answer-body-over-limit",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "a" * 2_000_000},
-        status=413,
-    ),
+    _start_case("body-over-limit", json=_start(participant_id="p" * 1_100_000), status=413),
+    _answer_case("answer-body-over-limit", json={"answer": "a" * 2_000_000}, status=413),
     # --- POST /interviews ----------------------------------------------------------------
-    Case("start-empty-object", "POST", "/interviews", json={}, field="body.participant_id"),
-    Case(
-        "start-nul-participant",
-        "POST",
-        "/interviews",
-        json=_start(participant_id="a\x00b"),
-        field="body.participant_id",
+    _start_case("start-empty-object", json={}, field="body.participant_id"),
+    _start_case(
+        "start-nul-participant", json=_start(participant_id="a\x00b"), field="body.participant_id"
     ),
-    Case(
-        "start-nul-exam", "POST", "/interviews", json=_start(exam_id="\x00"), field="body.exam_id"
-    ),
-    Case(
+    _start_case("start-nul-exam", json=_start(exam_id="\x00"), field="body.exam_id"),
+    _start_case(
         "start-surrogate-participant",
-        "POST",
-        "/interviews",
         content='{"participant_id": "\\ud800", "position": "backend"}',
         headers=JSON,
         field="body.participant_id",
     ),
-    Case(
+    _start_case(
         "start-surrogate-exam",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "exam_id": "x\\udfffy"}',
         headers=JSON,
         field="body.exam_id",
     ),
-    Case(
-        "start-blank-participant",
-        "POST",
-        "/interviews",
-        json=_start(participant_id="  \t"),
-        field="body.participant_id",
+    _start_case(
+        "start-blank-participant", json=_start(participant_id="  \t"), field="body.participant_id"
     ),
-    Case(
-        "start-long-participant",
-        "POST",
-        "/interviews",
-        json=_start(participant_id="p" * 201),
-        field="body.participant_id",
+    _start_case(
+        "start-long-participant", json=_start(participant_id="p" * 201), field="body.participant_id"
     ),
-    Case(
-        "start-number-participant",
-        "POST",
-        "/interviews",
-        json=_start(participant_id=123),
-        field="body.participant_id",
+    _start_case(
+        "start-number-participant", json=_start(participant_id=123), field="body.participant_id"
     ),
-    Case(
-        "start-unknown-position",
-        "POST",
-        "/interviews",
-        json=_start(position="astronaut"),
-        field="body.position",
-    ),
-    Case(
-        "start-sql-position",
-        "POST",
-        "/interviews",
-        json=_start(position=SQL),
-        field="body.position",
-    ),
-    Case(
-        "start-nul-position",
-        "POST",
-        "/interviews",
-        json=_start(position="backend\x00"),
-        field="body.position",
-    ),
-    Case(
-        "start-case-position",
-        "POST",
-        "/interviews",
-        json=_start(position="Backend"),
-        field="body.position",
-    ),
-    Case(
-        "start-unknown-language",
-        "POST",
-        "/interviews",
-        json=_start(language="fr"),
-        field="body.language",
-    ),
-    Case(
-        "start-max-turns-true",
-        "POST",
-        "/interviews",
-        json=_start(max_turns=True),
-        field="body.max_turns",
-    ),
-    Case(
-        "start-max-turns-string",
-        "POST",
-        "/interviews",
-        json=_start(max_turns="5"),
-        field="body.max_turns",
-    ),
-    Case(
-        "start-max-turns-fraction",
-        "POST",
-        "/interviews",
-        json=_start(max_turns=2.5),
-        field="body.max_turns",
-    ),
-    Case(
-        "start-max-turns-zero",
-        "POST",
-        "/interviews",
-        json=_start(max_turns=0),
-        field="body.max_turns",
-    ),
-    Case(
-        "start-max-turns-31",
-        "POST",
-        "/interviews",
-        json=_start(max_turns=31),
-        field="body.max_turns",
-    ),
-    Case(
+    _start_case("start-unknown-position", json=_start(position="astronaut"), field="body.position"),
+    _start_case("start-sql-position", json=_start(position=SQL), field="body.position"),
+    _start_case("start-nul-position", json=_start(position="backend\x00"), field="body.position"),
+    _start_case("start-case-position", json=_start(position="Backend"), field="body.position"),
+    _start_case("start-unknown-language", json=_start(language="fr"), field="body.language"),
+    _start_case("start-max-turns-true", json=_start(max_turns=True), field="body.max_turns"),
+    _start_case("start-max-turns-string", json=_start(max_turns="5"), field="body.max_turns"),
+    _start_case("start-max-turns-fraction", json=_start(max_turns=2.5), field="body.max_turns"),
+    _start_case("start-max-turns-zero", json=_start(max_turns=0), field="body.max_turns"),
+    _start_case("start-max-turns-31", json=_start(max_turns=31), field="body.max_turns"),
+    _start_case(
         "start-max-turns-nan",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "max_turns": NaN}',
         headers=JSON,
         field="body",
     ),
-    Case(
+    _start_case(
         "start-max-turns-infinity",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "max_turns": Infinity}',
         headers=JSON,
         field="body",
     ),
-    Case(
+    _start_case(
         "start-max-turns-minus-infinity",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "max_turns": -Infinity}',
         headers=JSON,
         field="body",
     ),
-    Case(
+    _start_case(
         "start-max-turns-overflow",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "max_turns": 1e999}',
         headers=JSON,
         field="body",
     ),
-    Case(
+    _start_case(
         "start-max-turns-huge-int",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "max_turns": ' + "9" * 5000 + "}",
         headers=JSON,
         field="body",
     ),
-    Case("start-extra-field", "POST", "/interviews", json=_start(admin=True), field="body.admin"),
-    Case("start-array-body", "POST", "/interviews", json=[START], field="body"),
-    Case("start-null-body", "POST", "/interviews", content="null", headers=JSON, field="body"),
-    Case("start-string-body", "POST", "/interviews", json="backend", field="body"),
-    Case("start-empty-body", "POST", "/interviews", content=b"", headers=JSON, field="body"),
-    Case(
-        "start-truncated-json",
-        "POST",
-        "/interviews",
-        content='{"participant_id": "p", ',
-        headers=JSON,
-        field="body",
+    _start_case("start-extra-field", json=_start(admin=True), field="body.admin"),
+    _start_case("start-array-body", json=[START], field="body"),
+    _start_case("start-null-body", content="null", headers=JSON, field="body"),
+    _start_case("start-string-body", json="backend", field="body"),
+    _start_case("start-empty-body", content=b"", headers=JSON, field="body"),
+    _start_case(
+        "start-truncated-json", content='{"participant_id": "p", ', headers=JSON, field="body"
     ),
-    Case(
+    _start_case(
         "start-text-plain",
-        "POST",
-        "/interviews",
         content=json.dumps(START),
         headers={**HEADERS_A, "Content-Type": "text/plain"},
         field="body",
     ),
-    Case(
+    _start_case(
         "start-form",
-        "POST",
-        "/interviews",
         content="participant_id=p&position=backend",
         headers={**HEADERS_A, "Content-Type": "application/x-www-form-urlencoded"},
         field="body",
     ),
-    Case(
+    _start_case(
         "start-invalid-utf8",
-        "POST",
-        "/interviews",
         content=b'{"participant_id": "\xff\xfe", "position": "backend"}',
         headers=JSON,
         field="body",
     ),
-    Case(
+    _start_case(
         "start-utf8-bom",
-        "POST",
-        "/interviews",
         content=b"\xef\xbb\xbf" + json.dumps(START).encode(),
         headers=JSON,
         field="body",
     ),
-    Case(
-        "start-deep-nesting",
-        "POST",
-        "/interviews",
-        content="[" * 100_000 + "]" * 100_000,
-        headers=JSON,
-        field="body",
+    _start_case(
+        "start-deep-nesting", content="[" * 100_000 + "]" * 100_000, headers=JSON, field="body"
     ),
-    Case(
+    _start_case(
         "start-deep-nesting-in-field",
-        "POST",
-        "/interviews",
         content='{"participant_id": "p", "position": "backend", "x": '
         + "[" * 500
         + "]" * 500
@@ -358,102 +232,24 @@ CASES = [
     Case("get-unknown", "GET", f"/interviews/{UNKNOWN}", status=404),
     Case("get-traversal", "GET", f"/interviews/{TRAVERSAL}", status=(404, 422)),
     # --- POST /interviews/{id}/answers -----------------------------------------------------
-    Case(
-        "answer-empty-object", "POST", f"/interviews/{LIVE}/answers", json={}, field="body.answer"
+    _answer_case("answer-empty-object", json={}, field="body.answer"),
+    _answer_case("answer-stop-false-only", json={"stop": False}, field="body.answer"),
+    _answer_case("answer-empty-string", json={"answer": ""}, field="body.answer"),
+    _answer_case("answer-blank", json={"answer": " \n\t "}, field="body.answer"),
+    _answer_case("answer-nul", json={"answer": "a\x00b"}, field="body.answer"),
+    _answer_case(
+        "answer-nul-with-stop", json={"answer": "a\x00b", "stop": True}, field="body.answer"
     ),
-    Case(
-        "answer-stop-false-only",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"stop": False},
-        field="body.answer",
+    _answer_case(
+        "answer-lone-surrogate", content='{"answer": "\\ud800"}', headers=JSON, field="body.answer"
     ),
-    Case(
-        "answer-empty-string",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": ""},
-        field="body.answer",
-    ),
-    Case(
-        "answer-blank",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": " \n\t "},
-        field="body.answer",
-    ),
-    Case(
-        "answer-nul",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "a\x00b"},
-        field="body.answer",
-    ),
-    Case(
-        "answer-nul-with-stop",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "a\x00b", "stop": True},
-        field="body.answer",
-    ),
-    Case(
-        "answer-lone-surrogate",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        content='{"answer": "\\ud800"}',
-        headers=JSON,
-        field="body.answer",
-    ),
-    Case(
-        "answer-number",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": 42},
-        field="body.answer",
-    ),
-    Case(
-        "answer-null",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": None},
-        field="body.answer",
-    ),
-    Case(
-        "answer-too-long",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "x" * 20_001},
-        field="body.answer",
-    ),
-    Case(
-        "answer-stop-string",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "ok", "stop": "yes"},
-        field="body.stop",
-    ),
-    Case(
-        "answer-stop-one",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "ok", "stop": 1},
-        field="body.stop",
-    ),
-    Case(
-        "answer-extra-field",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        json={"answer": "ok", "turn": 0},
-        field="body.turn",
-    ),
-    Case(
-        "answer-nan",
-        "POST",
-        f"/interviews/{LIVE}/answers",
-        content='{"answer": NaN}',
-        headers=JSON,
-        field="body",
-    ),
+    _answer_case("answer-number", json={"answer": 42}, field="body.answer"),
+    _answer_case("answer-null", json={"answer": None}, field="body.answer"),
+    _answer_case("answer-too-long", json={"answer": "x" * 20_001}, field="body.answer"),
+    _answer_case("answer-stop-string", json={"answer": "ok", "stop": "yes"}, field="body.stop"),
+    _answer_case("answer-stop-one", json={"answer": "ok", "stop": 1}, field="body.stop"),
+    _answer_case("answer-extra-field", json={"answer": "ok", "turn": 0}, field="body.turn"),
+    _answer_case("answer-nan", content='{"answer": NaN}', headers=JSON, field="body"),
     Case(
         "answer-non-uuid",
         "POST",
@@ -493,102 +289,64 @@ CASES = [
     Case("submit-non-uuid", "POST", "/sessions/1%3D1/submit", field="path.session_id"),
     Case("submit-unknown", "POST", f"/sessions/{UNKNOWN}/submit", status=404),
     # --- POST /submissions -----------------------------------------------------------------
-    Case(
-        "submission-empty-transcript",
-        "POST",
-        "/submissions",
-        json=_submission(transcript=[]),
-        field="body.transcript",
+    _submission_case(
+        "submission-empty-transcript", json=_submission(transcript=[]), field="body.transcript"
     ),
-    Case(
+    _submission_case(
         "submission-10000-turns",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[{"question": "q", "answer": "a"}] * 10_000),
         field="body.transcript",
     ),
-    Case(
+    _submission_case(
         "submission-empty-answer",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[TURN, {"question": "q", "answer": ""}]),
         field="body.transcript[1].answer",
     ),
-    Case(
+    _submission_case(
         "submission-nul-question",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[TURN, TURN, {"question": "q\x00", "answer": "a"}]),
         field="body.transcript[2].question",
     ),
-    Case(
+    _submission_case(
         "submission-surrogate-answer",
-        "POST",
-        "/submissions",
         content=json.dumps(SUBMISSION).replace(ANSWER, "\\udc00"),
         headers=JSON,
         field="body.transcript[0].answer",
     ),
-    Case(
+    _submission_case(
         "submission-missing-answer",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[{"question": "q"}]),
         field="body.transcript[0].answer",
     ),
-    Case(
+    _submission_case(
         "submission-turn-zero",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[{**TURN, "turn": 0}]),
         field="body.transcript[0].turn",
     ),
-    Case(
+    _submission_case(
         "submission-duplicate-turns",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[{**TURN, "turn": 1}, {**TURN, "turn": 1}]),
         field="body.transcript[0].turn",
     ),
-    Case(
+    _submission_case(
         "submission-transcript-object",
-        "POST",
-        "/submissions",
         json=_submission(transcript={"1": TURN}),
         field="body.transcript",
     ),
-    Case(
-        "submission-bad-session-id",
-        "POST",
-        "/submissions",
-        json=_submission(session_id=TRAVERSAL),
-        field="body.session_id",
+    _submission_case(
+        "submission-bad-session-id", json=_submission(session_id=TRAVERSAL), field="body.session_id"
     ),
-    Case(
-        "submission-reevaluate-string",
-        "POST",
-        "/submissions",
-        json=_submission(reevaluate="true"),
-        field="body.reevaluate",
+    _submission_case(
+        "submission-reevaluate-string", json=_submission(reevaluate="true"), field="body.reevaluate"
     ),
-    Case(
-        "submission-nul-exam",
-        "POST",
-        "/submissions",
-        json=_submission(exam_id="e\x00"),
-        field="body.exam_id",
+    _submission_case(
+        "submission-nul-exam", json=_submission(exam_id="e\x00"), field="body.exam_id"
     ),
-    Case(
-        "submission-sql-language",
-        "POST",
-        "/submissions",
-        json=_submission(language=SQL),
-        field="body.language",
+    _submission_case(
+        "submission-sql-language", json=_submission(language=SQL), field="body.language"
     ),
-    Case(
+    _submission_case(
         "submission-huge-question",
-        "POST",
-        "/submissions",
         json=_submission(transcript=[{"question": "q" * 5001, "answer": "a"}]),
         field="body.transcript[0].question",
     ),
@@ -604,64 +362,24 @@ CASES = [
     ),
     Case("evaluations-unknown", "GET", f"/sessions/{UNKNOWN}/evaluations", status=404),
     # --- GET /questions/similar ------------------------------------------------------------
-    Case("similar-no-text", "GET", "/questions/similar", field="query.text"),
-    Case(
-        "similar-nul-text",
-        "GET",
-        "/questions/similar",
-        params={"text": "a\x00b"},
-        field="query.text",
-    ),
-    Case(
-        "similar-blank-text",
-        "GET",
-        "/questions/similar",
-        params={"text": "   "},
-        field="query.text",
-    ),
-    Case(
+    _similar_case("similar-no-text", field="query.text"),
+    _similar_case("similar-nul-text", params={"text": "a\x00b"}, field="query.text"),
+    _similar_case("similar-blank-text", params={"text": "   "}, field="query.text"),
+    _similar_case(
         "similar-nul-position",
-        "GET",
-        "/questions/similar",
         params={"text": "cache", "position": "backend\x00"},
         field="query.position",
     ),
-    Case(
-        "similar-nul-language",
-        "GET",
-        "/questions/similar",
-        params={"text": "cache", "language": "\x00"},
-        field="query.language",
+    _similar_case(
+        "similar-nul-language", params={"text": "cache", "language": "\x00"}, field="query.language"
     ),
-    Case(
-        "similar-sql-position",
-        "GET",
-        "/questions/similar",
-        params={"text": "cache", "position": SQL},
-        field="query.position",
+    _similar_case(
+        "similar-sql-position", params={"text": "cache", "position": SQL}, field="query.position"
     ),
-    Case(
-        "similar-k-zero",
-        "GET",
-        "/questions/similar",
-        params={"text": "cache", "k": 0},
-        field="query.k",
-    ),
-    Case(
-        "similar-k-huge",
-        "GET",
-        "/questions/similar",
-        params={"text": "cache", "k": 10**30},
-        field="query.k",
-    ),
-    Case(
-        "similar-long-text",
-        "GET",
-        "/questions/similar",
-        params={"text": "t" * 2001},
-        field="query.text",
-    ),
-    Case("similar-sql-text", "GET", "/questions/similar", params={"text": SQL}, status=200),
+    _similar_case("similar-k-zero", params={"text": "cache", "k": 0}, field="query.k"),
+    _similar_case("similar-k-huge", params={"text": "cache", "k": 10**30}, field="query.k"),
+    _similar_case("similar-long-text", params={"text": "t" * 2001}, field="query.text"),
+    _similar_case("similar-sql-text", params={"text": SQL}, status=200),
     # --- routing -----------------------------------------------------------------------------
     Case("unknown-route", "GET", "/admin", status=404),
     Case("traversal-route", "GET", "/%2e%2e/%2e%2e/etc/passwd", status=404),
