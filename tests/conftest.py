@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
@@ -25,6 +26,7 @@ from storage.questions import QuestionRepository
 from storage.scratch import scratch_database
 from storage.services import Storage
 from storage.sessions import SessionStore
+from tests.support.http import app_client, tenant_settings
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +94,13 @@ async def offline_services(storage: Storage, offline_settings: Settings) -> Serv
 async def checkpointer(database_urls: DatabaseUrls) -> AsyncIterator[AsyncPostgresSaver]:
     async with open_checkpointer(database_urls.libpq) as saver:
         yield saver
+
+
+@pytest.fixture(scope="module")
+async def tenant_client(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app under `tenant_settings` (keys of tenants acme, globex, default).
+
+    One app per test module; no default headers: each request says which key it sends.
+    """
+    async with app_client(storage, tenant_settings()) as (_, client):
+        yield client

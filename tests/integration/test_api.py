@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from api.app import create_app
 from api.settings import Settings
 from nodes.judges.settings import JudgeKind
 from storage.services import Storage
+from tests.support.http import app_client
 
 pytestmark = pytest.mark.integration
 
@@ -24,16 +23,9 @@ ANSWER = (
 )
 
 
-async def _client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
 @pytest.fixture
 async def client(storage: Storage, offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(create_app(offline_settings, storage=storage)):
+    async with app_client(storage, offline_settings) as (_, c):
         yield c
 
 
@@ -180,7 +172,7 @@ async def test_similar_questions(client: httpx.AsyncClient) -> None:
 
 async def test_api_keys_are_enforced(storage: Storage) -> None:
     settings = Settings(judge=JudgeKind.HEURISTIC, api_keys=[SecretStr("k" * 24)])
-    async for client in _client(create_app(settings, storage=storage)):
+    async with app_client(storage, settings) as (_, client):
         assert (
             await client.get("/sessions/00000000-0000-0000-0000-000000000000/report")
         ).status_code == 401

@@ -42,18 +42,12 @@ pytestmark = pytest.mark.integration
 START = {"participant_id": "p-contract", "position": "backend", "max_turns": 2}
 
 
-@pytest.fixture(scope="module")
-async def client(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(storage, tenant_settings()) as (_, c):
-        yield c
-
-
 # --- problem 6: hostile text never reaches the driver -----------------------------------
 
 
 @pytest.mark.parametrize(("field", "value"), [("participant_id", "a\x00b"), ("exam_id", "\x00")])
 async def test_nul_in_ids_is_422_naming_the_field(
-    client: httpx.AsyncClient, storage: Storage, field: str, value: str
+    tenant_client: httpx.AsyncClient, storage: Storage, field: str, value: str
 ) -> None:
     before = await table_counts(storage)
     for path, body in [
@@ -65,15 +59,15 @@ async def test_nul_in_ids_is_422_naming_the_field(
     ]:
         body.pop("max_turns") if path == "/submissions" else None
         assert_error(
-            await client.post(path, json=body, headers=HEADERS_A), 422, field=f"body.{field}"
+            await tenant_client.post(path, json=body, headers=HEADERS_A), 422, field=f"body.{field}"
         )
     assert await table_counts(storage) == before
 
 
 @pytest.mark.parametrize("param", ["position", "language", "text"])
-async def test_nul_in_similar_query_is_422(client: httpx.AsyncClient, param: str) -> None:
+async def test_nul_in_similar_query_is_422(tenant_client: httpx.AsyncClient, param: str) -> None:
     params = {"text": "caching", param: "backend\x00"}
-    response = await client.get("/questions/similar", params=params, headers=HEADERS_A)
+    response = await tenant_client.get("/questions/similar", params=params, headers=HEADERS_A)
     assert_error(response, 422, field=f"query.{param}")
 
 
@@ -82,9 +76,9 @@ async def test_nul_in_similar_query_is_422(client: httpx.AsyncClient, param: str
 )
 @pytest.mark.parametrize("path", ["/interviews", "/submissions", "/interviews/{live}/answers"])
 async def test_lone_surrogates_and_nan_give_a_clean_422(
-    client: httpx.AsyncClient, storage: Storage, literal: str, path: str
+    tenant_client: httpx.AsyncClient, storage: Storage, literal: str, path: str
 ) -> None:
-    live = (await client.post("/interviews", json=START, headers=HEADERS_A)).json()
+    live = (await tenant_client.post("/interviews", json=START, headers=HEADERS_A)).json()
     before = await table_counts(storage)
     bodies = {
         "/interviews": f'{{"participant_id": {literal}, "position": "backend"}}',
@@ -92,7 +86,7 @@ async def test_lone_surrogates_and_nan_give_a_clean_422(
         f'[{{"question": "q?", "answer": {literal}}}]}}',
         "/interviews/{live}/answers": f'{{"answer": {literal}}}',
     }
-    response = await client.post(
+    response = await tenant_client.post(
         path.replace("{live}", live["session_id"]),
         content=bodies[path],
         headers={**HEADERS_A, "Content-Type": "application/json"},
@@ -105,14 +99,16 @@ async def test_lone_surrogates_and_nan_give_a_clean_422(
 # --- problem 7: one error model, a schema as strict as the server -------------------------
 
 
-async def test_401_422_and_unparsable_bodies_use_the_model(client: httpx.AsyncClient) -> None:
-    assert_error(await client.get(f"/sessions/{uuid.uuid4()}/report"), 401)
+async def test_401_422_and_unparsable_bodies_use_the_model(
+    tenant_client: httpx.AsyncClient,
+) -> None:
+    assert_error(await tenant_client.get(f"/sessions/{uuid.uuid4()}/report"), 401)
     assert_error(
-        await client.post("/interviews", json={}, headers=HEADERS_A),
+        await tenant_client.post("/interviews", json={}, headers=HEADERS_A),
         422,
         field="body.participant_id",
     )
-    unparsable = await client.post(
+    unparsable = await tenant_client.post(
         "/interviews",
         content=b'{"participant_id": ',
         headers={**HEADERS_A, "Content-Type": "application/json"},
@@ -121,9 +117,9 @@ async def test_401_422_and_unparsable_bodies_use_the_model(client: httpx.AsyncCl
     assert "not valid JSON" in error.detail
 
 
-async def test_a_huge_answer_gets_a_short_error(client: httpx.AsyncClient) -> None:
-    live = (await client.post("/interviews", json=START, headers=HEADERS_A)).json()
-    response = await client.post(
+async def test_a_huge_answer_gets_a_short_error(tenant_client: httpx.AsyncClient) -> None:
+    live = (await tenant_client.post("/interviews", json=START, headers=HEADERS_A)).json()
+    response = await tenant_client.post(
         f"/interviews/{live['session_id']}/answers",
         json={"answer": "x" * 1_000_000},
         headers=HEADERS_A,
@@ -133,13 +129,13 @@ async def test_a_huge_answer_gets_a_short_error(client: httpx.AsyncClient) -> No
 
 
 async def test_unexpected_errors_are_json_500_without_internals(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    tenant_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def explode(self: InterviewService, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
     monkeypatch.setattr(InterviewService, "report", explode)
-    response = await client.get(f"/sessions/{uuid.uuid4()}/report", headers=HEADERS_A)
+    response = await tenant_client.get(f"/sessions/{uuid.uuid4()}/report", headers=HEADERS_A)
     error = assert_error(response, 500)
     assert error.error == "InternalError" and "hunter2" not in response.text
     assert "Traceback" not in response.text
@@ -161,7 +157,7 @@ async def test_unexpected_errors_are_json_500_without_internals(
     ],
 )
 async def test_typed_errors_map_to_their_status_in_the_model(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, exc: Exception, status: int
+    tenant_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, exc: Exception, status: int
 ) -> None:
     assert type(exc) in STATUS_BY_ERROR
 
@@ -169,18 +165,18 @@ async def test_typed_errors_map_to_their_status_in_the_model(
         raise exc
 
     monkeypatch.setattr(InterviewService, "submit", fail)
-    response = await client.post(f"/sessions/{uuid.uuid4()}/submit", headers=HEADERS_A)
+    response = await tenant_client.post(f"/sessions/{uuid.uuid4()}/submit", headers=HEADERS_A)
     error = assert_error(response, status)
     assert error.error == type(exc).__name__
 
 
-async def test_405_and_unknown_routes_use_the_model(client: httpx.AsyncClient) -> None:
-    assert_error(await client.delete("/interviews", headers=HEADERS_A), 405)
-    assert_error(await client.get("/nowhere", headers=HEADERS_A), 404)
+async def test_405_and_unknown_routes_use_the_model(tenant_client: httpx.AsyncClient) -> None:
+    assert_error(await tenant_client.delete("/interviews", headers=HEADERS_A), 405)
+    assert_error(await tenant_client.get("/nowhere", headers=HEADERS_A), 404)
 
 
-async def test_openapi_documents_each_route_exactly(client: httpx.AsyncClient) -> None:
-    spec = (await client.get("/openapi.json")).json()
+async def test_openapi_documents_each_route_exactly(tenant_client: httpx.AsyncClient) -> None:
+    spec = (await tenant_client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
     assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
     assert set(schemas["ErrorOut"]["properties"]) == {"error", "detail", "field"}
@@ -271,22 +267,24 @@ def _db_start(data_dir: Path) -> None:
 # --- problem 11, the HTTP parts ---------------------------------------------------------
 
 
-async def test_malformed_json_without_a_key_is_401_not_422(client: httpx.AsyncClient) -> None:
+async def test_malformed_json_without_a_key_is_401_not_422(
+    tenant_client: httpx.AsyncClient,
+) -> None:
     for path in ("/interviews", "/submissions", f"/interviews/{uuid.uuid4()}/answers"):
-        response = await client.post(
+        response = await tenant_client.post(
             path, content=b"{oops", headers={"Content-Type": "application/json"}
         )
         assert_error(response, 401)
 
 
 async def test_empty_answers_are_refused_by_both_routes(
-    client: httpx.AsyncClient, storage: Storage
+    tenant_client: httpx.AsyncClient, storage: Storage
 ) -> None:
-    live = (await client.post("/interviews", json=START, headers=HEADERS_A)).json()
+    live = (await tenant_client.post("/interviews", json=START, headers=HEADERS_A)).json()
     before = await table_counts(storage)
     for blank in ("", "   "):
         assert_error(
-            await client.post(
+            await tenant_client.post(
                 f"/interviews/{live['session_id']}/answers",
                 json={"answer": blank},
                 headers=HEADERS_A,
@@ -295,7 +293,7 @@ async def test_empty_answers_are_refused_by_both_routes(
             field="body.answer",
         )
         assert_error(
-            await client.post(
+            await tenant_client.post(
                 "/submissions",
                 json={
                     "participant_id": "p",
@@ -310,10 +308,14 @@ async def test_empty_answers_are_refused_by_both_routes(
     assert await table_counts(storage) == before
 
 
-async def test_max_turns_true_is_refused(client: httpx.AsyncClient, storage: Storage) -> None:
+async def test_max_turns_true_is_refused(
+    tenant_client: httpx.AsyncClient, storage: Storage
+) -> None:
     before = await table_counts(storage)
     assert_error(
-        await client.post("/interviews", json={**START, "max_turns": True}, headers=HEADERS_A),
+        await tenant_client.post(
+            "/interviews", json={**START, "max_turns": True}, headers=HEADERS_A
+        ),
         422,
         field="body.max_turns",
     )

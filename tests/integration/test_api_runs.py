@@ -17,10 +17,10 @@ import jsonschema
 import pytest
 from sqlalchemy import text
 
-from api.app import create_app
 from api.settings import Settings
 from api.validation import InvalidRequestError, check_run
 from storage.services import Storage
+from tests.support.http import app_client
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,8 @@ TAGS = {"cohort": "2026-q4", "source": "campus fair"}
 
 @pytest.fixture
 async def client(storage: Storage, offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(offline_settings, storage=storage)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
+    async with app_client(storage, offline_settings) as (_, http):
+        yield http
 
 
 async def sessions_in_run(storage: Storage, run: str) -> int:

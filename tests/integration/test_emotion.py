@@ -6,7 +6,7 @@ a bad one changes nothing, and no score depends on them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -28,10 +28,8 @@ from storage.services import Storage
 from tests.support.http import (
     ANSWER,
     HEADERS_A,
-    app_client,
     assert_error,
     table_counts,
-    tenant_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,10 +55,10 @@ TRANSCRIPT = [
 
 
 @pytest.fixture(scope="module")
-async def client(storage: Storage) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(storage, tenant_settings()) as (_, c):
-        c.headers.update(HEADERS_A)
-        yield c
+def client(tenant_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The module's client, sending tenant acme's key unless a request says otherwise."""
+    tenant_client.headers.update(HEADERS_A)
+    return tenant_client
 
 
 @pytest.fixture
@@ -242,30 +240,19 @@ async def test_a_bad_resume_value_is_asked_again_and_stores_nothing(
 async def test_a_resubmission_with_other_emotions_is_a_conflict(
     interviews: InterviewService,
 ) -> None:
-    first = await interviews.submit_transcript(
-        TranscriptSubmission(
-            participant_id="p-resub",
-            position="backend",
-            language="en",
-            transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
-        )
+    submission = TranscriptSubmission(
+        participant_id="p-resub",
+        position="backend",
+        language="en",
+        transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
     )
-    again = await interviews.submit_transcript(
-        TranscriptSubmission(
-            participant_id="p-resub",
-            position="backend",
-            language="en",
-            session_id=first.session_id,
-            transcript=_submission([CONFIDENT, None], "p-resub")["transcript"],
-        )
-    )
+    first = await interviews.submit_transcript(submission)
+    again = await interviews.submit_transcript(replace(submission, session_id=first.session_id))
     assert again == first
     with pytest.raises(SessionEndedError):  # closed, and not the same transcript
         await interviews.submit_transcript(
-            TranscriptSubmission(
-                participant_id="p-resub",
-                position="backend",
-                language="en",
+            replace(
+                submission,
                 session_id=first.session_id,
                 transcript=_submission([NERVOUS, None], "p-resub")["transcript"],
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -21,10 +20,8 @@ from storage.services import Storage
 from tests.support.http import (
     ANSWER,
     HEADERS_A,
-    app_client,
     assert_error,
     table_counts,
-    tenant_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -393,15 +390,16 @@ def test_the_suite_is_large_enough() -> None:
 
 
 @pytest.fixture(scope="module")
-async def hostile(storage: Storage) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+async def hostile(
+    tenant_client: httpx.AsyncClient,
+) -> tuple[httpx.AsyncClient, dict[str, str]]:
     """A client, a live interview waiting for its first answer and a closed session."""
-    async with app_client(storage, tenant_settings()) as (_, client):
-        live = await client.post("/interviews", json=START, headers=HEADERS_A)
-        assert live.status_code == 201, live.text
-        closed = await client.post("/submissions", json=SUBMISSION, headers=HEADERS_A)
-        assert closed.status_code == 200, closed.text
-        ids = {"live": live.json()["session_id"], "closed": closed.json()["session_id"]}
-        yield client, ids
+    live = await tenant_client.post("/interviews", json=START, headers=HEADERS_A)
+    assert live.status_code == 201, live.text
+    closed = await tenant_client.post("/submissions", json=SUBMISSION, headers=HEADERS_A)
+    assert closed.status_code == 200, closed.text
+    ids = {"live": live.json()["session_id"], "closed": closed.json()["session_id"]}
+    return tenant_client, ids
 
 
 def _fill(text: str, ids: dict[str, str]) -> str:

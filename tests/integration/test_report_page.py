@@ -22,6 +22,7 @@ from api.report_page import score_chart
 from api.settings import Settings
 from storage.services import Storage
 from tests.support.browser import visit
+from tests.support.http import app_client
 
 pytestmark = pytest.mark.integration
 
@@ -58,11 +59,8 @@ TRANSCRIPTS = {
 
 @pytest.fixture
 async def client(storage: Storage, offline_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(offline_settings, storage=storage)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            yield c
+    async with app_client(storage, offline_settings) as (_, c):
+        yield c
 
 
 async def _report_html(client: httpx.AsyncClient, language: str) -> str:

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from api.app import create_app
 from api.settings import Settings
 from nodes.judges.settings import JudgeKind
 from storage.services import Storage
 from storage.sessions import TranscriptTurn
+from tests.support.http import app_client
 from tests.support.openai_stub import OpenAIStub
 
 pytestmark = pytest.mark.integration
@@ -47,13 +47,8 @@ def stub() -> Iterator[OpenAIStub]:
 @pytest.fixture
 async def client(storage: Storage, stub: OpenAIStub) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(judge=JudgeKind.LLM, openai_base_url=stub.base_url, llm_backoff_s=0.01)
-    app = create_app(settings, storage=storage)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", timeout=120
-        ) as http:
-            yield http
+    async with app_client(storage, settings) as (_, http):
+        yield http
 
 
 async def test_fifty_mixed_concurrent_submits_evaluate_once(

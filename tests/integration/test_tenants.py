@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -31,7 +31,6 @@ from tests.support.http import (
     app_client,
     assert_error,
     table_counts,
-    tenant_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -69,14 +68,13 @@ class TenantWorld:
 
 
 @pytest.fixture(scope="module")
-async def world(storage: Storage) -> AsyncIterator[TenantWorld]:
-    async with app_client(storage, tenant_settings()) as (_, client):
-        live = await client.post("/interviews", json=START, headers=HEADERS_A)
-        other = await client.post("/interviews", json=START, headers=HEADERS_A)
-        closed = await client.post("/submissions", json=SUBMISSION, headers=HEADERS_A)
-        assert live.status_code == other.status_code == 201, live.text
-        assert closed.status_code == 200, closed.text
-        yield TenantWorld(client, live.json(), other.json(), closed.json())
+async def world(tenant_client: httpx.AsyncClient) -> TenantWorld:
+    live = await tenant_client.post("/interviews", json=START, headers=HEADERS_A)
+    other = await tenant_client.post("/interviews", json=START, headers=HEADERS_A)
+    closed = await tenant_client.post("/submissions", json=SUBMISSION, headers=HEADERS_A)
+    assert live.status_code == other.status_code == 201, live.text
+    assert closed.status_code == 200, closed.text
+    return TenantWorld(tenant_client, live.json(), other.json(), closed.json())
 
 
 def _routes(session_id: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -244,7 +242,9 @@ async def test_candidate_token_of_another_tenant_session_does_not_open_mine(
     ).status_code == 200
 
 
-async def test_without_api_keys_everything_is_tenant_default(storage: Storage) -> None:
+async def test_without_api_keys_everything_is_tenant_default(
+    storage: Storage, tenant_client: httpx.AsyncClient
+) -> None:
     settings = Settings(_env_file=None, judge=JudgeKind.HEURISTIC)  # type: ignore[call-arg]
     async with app_client(storage, settings) as (_, client):
         started = await client.post("/interviews", json=START)
@@ -267,8 +267,8 @@ async def test_without_api_keys_everything_is_tenant_default(storage: Storage) -
             await client.get(f"/interviews/{session_id}", headers={"X-API-Key": KEY_DEFAULT})
         ).status_code == 200
     # ...and nobody else's.
-    async with app_client(storage, tenant_settings()) as (_, client):
-        assert (await client.get(f"/interviews/{session_id}", headers=HEADERS_A)).status_code == 404
+    mine = await tenant_client.get(f"/interviews/{session_id}", headers=HEADERS_A)
+    assert mine.status_code == 404
 
 
 # --- the migration ------------------------------------------------------------------------
