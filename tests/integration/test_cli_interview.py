@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from api.interviews import InterviewService, TranscriptSubmission
 from graph.graph import build_graph
 from graph.services import Services
 from storage.database import DatabaseUrls
+from tests.support.offline_process import run_offline
 
 pytestmark = pytest.mark.integration
 
@@ -105,20 +104,7 @@ async def finished_session(interviews: InterviewService) -> AsyncIterator[str]:
 
 
 def _cli(database_urls: DatabaseUrls, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_urls.sqlalchemy,
-        "JUDGE": "heuristic",
-        "COLUMNS": "160",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_offline(database_urls, "api.cli", *args, COLUMNS="160")
 
 
 async def test_report_command_text_and_html(

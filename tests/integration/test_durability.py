@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from storage.database import DatabaseUrls
 from storage.services import Storage
+from tests.support.offline_process import run_offline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,17 +20,7 @@ ANSWERS = [
 
 
 def run_step(database_urls: DatabaseUrls, *args: str) -> dict[str, object]:
-    env = {**os.environ, "DATABASE_URL": database_urls.sqlalchemy, "JUDGE": "heuristic"}
-    env.pop("OPENAI_API_KEY", None)
-    env.pop("OPENAI_BASE_URL", None)
-    completed = subprocess.run(
-        [sys.executable, "-m", "tests.support.interview_process", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    completed = run_offline(database_urls, "tests.support.interview_process", *args)
     assert completed.returncode == 0, completed.stderr[-3000:]
     result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result

@@ -34,6 +34,7 @@ from storage.errors import (
 from storage.evaluations import EvaluationStorageService, TurnEvaluationInput
 from storage.models import EvaluationType, PromptEvaluation
 from storage.sessions import SessionStore, TranscriptTurn
+from storage.views import SavedEvaluation
 
 pytestmark = pytest.mark.integration
 
@@ -358,15 +359,17 @@ async def test_holistic_upsert_replaces_in_place(
     assert len(await evaluations.list_evaluations(sid)) == 1
 
 
-async def test_concurrent_turn_eval_saves_leave_one_row(
-    sessions: SessionStore, evaluations: EvaluationStorageService, wide_db: Database
+async def race_to_one_row(
+    wide_db: Database,
+    save: Callable[[EvaluationStorageService, dict[str, Any]], Awaitable[SavedEvaluation]],
 ) -> None:
-    sid = await new_session(sessions, answered=1)
+    """CONCURRENT_WRITERS saves of the same evaluation at once: exactly one creates the row."""
     with new_connections(wide_db) as opened:
         results = await asyncio.gather(
             *(
-                EvaluationStorageService(wide_db).save_turn_evaluation(
-                    sid, 1, {"score": writer, "analysis": f"writer {writer}"}
+                save(
+                    EvaluationStorageService(wide_db),
+                    {"score": writer, "analysis": f"writer {writer}"},
                 )
                 for writer in range(CONCURRENT_WRITERS)
             )
@@ -375,6 +378,15 @@ async def test_concurrent_turn_eval_saves_leave_one_row(
     assert len(opened) == CONCURRENT_WRITERS
     assert sum(result.created for result in results) == 1
     assert len({result.id for result in results}) == 1
+
+
+async def test_concurrent_turn_eval_saves_leave_one_row(
+    sessions: SessionStore, evaluations: EvaluationStorageService, wide_db: Database
+) -> None:
+    sid = await new_session(sessions, answered=1)
+    await race_to_one_row(
+        wide_db, lambda store, details: store.save_turn_evaluation(sid, 1, details)
+    )
     (stored,) = await evaluations.list_evaluations(sid)
     assert stored.details == {"score": stored.score, "analysis": f"writer {int(stored.score)}"}
 
@@ -383,18 +395,9 @@ async def test_concurrent_holistic_saves_leave_one_row(
     sessions: SessionStore, evaluations: EvaluationStorageService, wide_db: Database
 ) -> None:
     sid = await new_session(sessions, answered=1)
-    with new_connections(wide_db) as opened:
-        results = await asyncio.gather(
-            *(
-                EvaluationStorageService(wide_db).save_holistic_evaluation(
-                    sid, {"score": writer, "analysis": f"writer {writer}"}
-                )
-                for writer in range(CONCURRENT_WRITERS)
-            )
-        )
-    assert len(opened) == CONCURRENT_WRITERS
-    assert sum(result.created for result in results) == 1
-    assert len({result.id for result in results}) == 1
+    await race_to_one_row(
+        wide_db, lambda store, details: store.save_holistic_evaluation(sid, details)
+    )
     stored = await evaluations.list_evaluations(sid, EvaluationType.HOLISTIC_FLOW)
     assert len(stored) == 1
     assert stored[0].details["analysis"] == f"writer {int(stored[0].score)}"

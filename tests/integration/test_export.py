@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from storage.database import DatabaseUrls
 from storage.exports import evaluation_records
 from storage.services import Storage
 from storage.sessions import TranscriptTurn
+from tests.support.offline_process import run_offline
 
 pytestmark = pytest.mark.integration
 
@@ -115,14 +113,8 @@ async def test_export_command_writes_csv(
     database_urls: DatabaseUrls, run_name: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "run.csv"
-    env = {**os.environ, "DATABASE_URL": database_urls.sqlalchemy, "JUDGE": "heuristic"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "api.cli", "export", "--run", run_name, "-f", "csv", "-o", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    completed = run_offline(
+        database_urls, "api.cli", "export", "--run", run_name, "-f", "csv", "-o", str(out)
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "7 evaluations written" in completed.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.settings import get_settings
-from tests.integration.test_notebooks import execute, outputs, printed
+from tests.integration.test_notebooks import execute, outputs, printed, stray_results
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +26,5 @@ def test_judge_agreement_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(tables) == 2, "the agreement table and the largest disagreements"
     assert "Spearman" in str(tables[0]) and "pair accuracy" in str(tables[0])
     assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"
-    stray = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "execute_result"
-        and not {"text/html", "image/png"} & set(output.get("data", {}))
-    ]
+    stray = stray_results(notebook)
     assert stray == [], f"stray outputs: {stray}"

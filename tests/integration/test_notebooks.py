@@ -50,6 +50,18 @@ def printed(notebook: nbformat.NotebookNode, stream: str = "stdout") -> str:
     )
 
 
+def stray_results(notebook: nbformat.NotebookNode) -> list[object]:
+    """Cell results shown as neither a table nor a plot (a forgotten `df` or repr)."""
+    return [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "execute_result"
+        and not {"text/html", "image/png"} & set(output.get("data", {}))
+    ]
+
+
 async def test_notebooks_run_idempotently_and_plot(
     database_urls: DatabaseUrls, storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,13 +91,5 @@ async def test_notebooks_run_idempotently_and_plot(
     assert len(outputs(analyse, "text/html")) >= 3, "expected the tables"
     for notebook in (first, again, analyse):
         assert printed(notebook, "stderr") == "", "warnings or progress bars leaked"
-        stray = [
-            output
-            for cell in notebook.cells
-            if cell.cell_type == "code"
-            for output in cell.get("outputs", [])
-            if output.get("output_type") == "execute_result"
-            and "text/plain" in output.get("data", {})
-            and not {"text/html", "image/png"} & set(output.get("data", {}))
-        ]
+        stray = stray_results(notebook)
         assert stray == [], f"stray outputs: {stray}"

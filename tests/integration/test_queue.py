@@ -24,12 +24,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.app import create_app
 from api.callbacks import SIGNATURE_HEADER, verify_signature
 from api.settings import Settings
 from nodes.judges.settings import JudgeKind
 from storage.models import EvaluationType
 from storage.services import Storage
+from tests.support.http import app_client
 from tests.support.openai_stub import OpenAIStub
 from tests.support.workers import PROJECT_ROOT, CallbackReceiver, WorkerProcess
 
@@ -153,13 +153,8 @@ async def _client(
         callback_secret=SECRET,
         **settings_,
     )
-    app = create_app(settings, storage=storage)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", timeout=120
-        ) as http:
-            yield http
+    async with app_client(storage, settings) as (_, http):
+        yield http
 
 
 async def _query(storage: Storage, sql: str, **params: Any) -> list[Any]:
@@ -178,8 +173,15 @@ async def _wait_reports(
         await asyncio.sleep(0.25)
 
 
+async def _post_queued(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """POST /submissions?wait=false: the reply, whatever it is."""
+    return await client.post("/submissions", params={"wait": "false"}, json=body, headers=headers)
+
+
 async def _queue(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post("/submissions", params={"wait": "false"}, json=body)
+    response = await _post_queued(client, body)
     assert response.status_code == 202, response.text
     queued = response.json()
     assert queued["status"] == "queued" and isinstance(queued["job_id"], int)
@@ -236,7 +238,7 @@ async def test_invalid_queued_submission_stores_nothing(
 ) -> None:
     before = await _query(storage, "SELECT count(*) FROM procrastinate_jobs")
     bad = _body("bad-callback", callback_url="file:///etc/passwd")
-    response = await client.post("/submissions", params={"wait": "false"}, json=bad)
+    response = await _post_queued(client, bad)
     assert response.status_code == 422, response.text
     assert "callback_url" in response.text
     response = await client.post("/submissions", json=_body("sync", callback_url="http://x/"))
@@ -452,11 +454,8 @@ async def test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret(
         with CallbackReceiver() as receiver:
             jobs_before = await _query(storage, "SELECT count(*) FROM procrastinate_jobs")
             sessions_before = await _query(storage, "SELECT count(*) FROM prompt_sessions")
-            refused = await http.post(
-                "/submissions",
-                params={"wait": "false"},
-                headers=globex,
-                json=_body("globex-cb", callback_url=receiver.url("/globex")),
+            refused = await _post_queued(
+                http, _body("globex-cb", callback_url=receiver.url("/globex")), globex
             )
             assert refused.status_code == 422, refused.text
             assert refused.json()["field"] == "body.callback_url"
@@ -464,11 +463,8 @@ async def test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret(
             assert await _query(storage, "SELECT count(*) FROM procrastinate_jobs") == jobs_before
             assert await _query(storage, "SELECT count(*) FROM prompt_sessions") == sessions_before
 
-            response = await http.post(
-                "/submissions",
-                params={"wait": "false"},
-                headers=acme,
-                json=_body("acme-cb", callback_url=receiver.url("/acme")),
+            response = await _post_queued(
+                http, _body("acme-cb", callback_url=receiver.url("/acme")), acme
             )
             assert response.status_code == 202, response.text
             queued = response.json()
@@ -492,12 +488,7 @@ async def test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret(
                 other = await http.request(method, path, params=params, headers=globex)
                 assert other.status_code == 404, (method, path, other.text)
                 assert other.json()["error"] == unknown.json()["error"]
-            resubmitted = await http.post(
-                "/submissions",
-                params={"wait": "false"},
-                headers=globex,
-                json=_body("acme-cb", session_id=sid),
-            )
+            resubmitted = await _post_queued(http, _body("acme-cb", session_id=sid), globex)
             assert resubmitted.status_code == 404, resubmitted.text
 
             (delivery,) = receiver.wait_for("/acme", 1)
