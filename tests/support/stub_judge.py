@@ -1,0 +1,61 @@
+"""The LLM judge against the local OpenAI-compatible stub: settings, a judge, shared fixtures.
+
+Every test of the real LLM path needs the same three things: a stub server per module, the
+same stub reset between tests (faults, latency, responder, statistics), and settings that
+point the judge at it with short retries. They live here once; a module takes the fixtures
+with `from tests.support.stub_judge import openai_stub, stub  # noqa: F401`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from api.settings import Settings
+from nodes.judges.llm.judge import LLMJudge
+from tests.support.openai_stub import OpenAIStub
+
+#: Fast retries and a bounded attempt time: a fault costs milliseconds, a hang 5 s at most.
+STUB_DEFAULTS: dict[str, Any] = {
+    "llm_model": "stub",
+    "llm_max_retries": 2,
+    "llm_backoff_s": 0.01,
+    "llm_timeout_s": 5.0,
+}
+
+
+def stub_settings(stub: OpenAIStub, **overrides: Any) -> Settings:
+    """Settings whose LLM endpoint is `stub` (STUB_DEFAULTS, then `overrides`)."""
+    return Settings(**{"openai_base_url": stub.base_url, **STUB_DEFAULTS, **overrides})
+
+
+def stub_judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
+    """`LLMJudge.from_settings` on `stub_settings` (the openai SDK client, no guard)."""
+    return LLMJudge.from_settings(stub_settings(stub, **overrides))
+
+
+def reset(stub: OpenAIStub) -> None:
+    """Back to a healthy, instant stub with empty statistics."""
+    stub.clear_faults()
+    stub.latency_s = 0.0
+    stub.timeout_sleep_s = 30.0
+    stub.retry_after_s = None
+    stub.responder = None
+    stub.reset_stats()
+
+
+@pytest.fixture(scope="module")
+def openai_stub() -> Iterator[OpenAIStub]:
+    """One stub server per test module."""
+    with OpenAIStub() as server:
+        yield server
+
+
+@pytest.fixture
+def stub(openai_stub: OpenAIStub) -> Iterator[OpenAIStub]:
+    """The module's stub, reset before and after the test."""
+    reset(openai_stub)
+    yield openai_stub
+    reset(openai_stub)
