@@ -26,6 +26,9 @@ from storage.scratch import scratch_database
 from storage.services import Storage
 from storage.sessions import SessionStore
 
+#: Shared fixtures of the LLM tests (`openai_stub`, `stub`): one stub server per module.
+pytest_plugins = ["tests.support.stub_judge"]
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

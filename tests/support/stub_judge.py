@@ -2,13 +2,16 @@
 
 Every test of the real LLM path needs the same three things: a stub server per module, the
 same stub reset between tests (faults, latency, responder, statistics), and settings that
-point the judge at it with short retries. They live here once; a module takes the fixtures
-with `from tests.support.stub_judge import openai_stub, stub  # noqa: F401`.
+point the judge at it with short retries. They live here once; tests/conftest.py loads
+this module as a plugin, so every test can ask for `stub` (or `openai_stub`).
+
+A judge made by `stub_judge` is closed when its test's `stub` fixture ends: its aiohttp
+session would otherwise be garbage-collected open ("Unclosed client session" at exit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -31,9 +34,21 @@ def stub_settings(stub: OpenAIStub, **overrides: Any) -> Settings:
     return Settings(**{"openai_base_url": stub.base_url, **STUB_DEFAULTS, **overrides})
 
 
+#: Judges made for each stub during the current test, closed by the `stub` fixture.
+_OPEN: dict[OpenAIStub, list[LLMJudge]] = {}
+
+
 def stub_judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
     """`LLMJudge.from_settings` on `stub_settings` (the openai SDK client, no guard)."""
-    return LLMJudge.from_settings(stub_settings(stub, **overrides))
+    judge = LLMJudge.from_settings(stub_settings(stub, **overrides))
+    _OPEN.setdefault(stub, []).append(judge)
+    return judge
+
+
+async def close_judges(stub: OpenAIStub) -> None:
+    """Close every judge `stub_judge` made for `stub`."""
+    for judge in _OPEN.pop(stub, []):
+        await judge.aclose()
 
 
 def reset(stub: OpenAIStub) -> None:
@@ -54,8 +69,9 @@ def openai_stub() -> Iterator[OpenAIStub]:
 
 
 @pytest.fixture
-def stub(openai_stub: OpenAIStub) -> Iterator[OpenAIStub]:
-    """The module's stub, reset before and after the test."""
+async def stub(openai_stub: OpenAIStub) -> AsyncIterator[OpenAIStub]:
+    """The module's stub, reset before and after the test; the test's judges closed after."""
     reset(openai_stub)
     yield openai_stub
+    await close_judges(openai_stub)
     reset(openai_stub)

@@ -8,7 +8,6 @@ fault and concurrency behaviour of the real client).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -46,6 +45,7 @@ from nodes.judges.llm.prompts import (
 from storage.evaluations import validate_details
 from tests.support.fake_chat import BadOutput, Reply, ScriptedChatModel, Slow
 from tests.support.openai_stub import OpenAIStub
+from tests.support.stub_judge import stub_judge
 
 QUESTION = "How would you make a payment endpoint safe to retry?"
 ANSWER = (
@@ -434,36 +434,6 @@ def test_make_chat_model_uses_settings_and_placeholder_key() -> None:
 
 
 # --------------------------------------------------------------------------- real ChatOpenAI
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    _server.clear_faults()
-    _server.latency_s = 0.0
-    _server.timeout_sleep_s = 30.0
-    _server.responder = None
-    _server.reset_stats()
-    yield _server
-    _server.clear_faults()
-    _server.latency_s = 0.0
-
-
-def stub_judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
-    options: dict[str, Any] = {
-        "openai_base_url": stub.base_url,
-        "llm_model": "stub",
-        "llm_max_retries": 2,
-        "llm_backoff_s": 0.01,
-        "llm_timeout_s": 1.0,
-    }
-    options.update(overrides)
-    return LLMJudge.from_settings(Settings(**options))
 
 
 def assert_valid(details: EvaluationDetails) -> None:
