@@ -36,6 +36,20 @@ PositionOption = Annotated[
     str, typer.Option(help="Position whose rubric and question bank to use, e.g. backend.")
 ]
 LanguageOption = Annotated[str, typer.Option(help="Interview language: en or ko.")]
+# Options of the judge reports (`calibrate`, `compare`).
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write the Markdown report here (default: print it)."),
+]
+JsonReportOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+]
+SeedOption = Annotated[
+    int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
+]
+ResamplesOption = Annotated[
+    int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
+]
 
 T = TypeVar("T")
 
@@ -417,22 +431,13 @@ def calibrate(
             "OPENAI_BASE_URL). Repeat it to also compare the judges with each other.",
         ),
     ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", help="Write the Markdown report here (default: print it)."),
-    ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    report: ReportOption = None,
+    json_out: JsonReportOption = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, max=64, help="Answers scored at once.")
     ] = 4,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
-    ] = DEFAULT_SEED,
-    resamples: Annotated[
-        int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
-    ] = DEFAULT_RESAMPLES,
+    seed: SeedOption = DEFAULT_SEED,
+    resamples: ResamplesOption = DEFAULT_RESAMPLES,
     pair_gap: Annotated[
         float,
         typer.Option(
@@ -444,8 +449,6 @@ def calibrate(
     ] = DEFAULT_PAIR_GAP,
 ) -> None:
     """Compare judges with human labels: correlation, kappa, MAE, bias, pair accuracy."""
-    import json
-
     from api.calibration.labels import LabelError, load_labels
     from api.calibration.report import to_json, to_markdown
     from api.calibration.runner import JudgeName, calibrate_with_settings
@@ -472,17 +475,7 @@ def calibrate(
             pair_gap=pair_gap,
         )
     )
-    text = to_markdown(result)
-    if json_out is not None:
-        json_out.write_text(
-            json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-        )
-        typer.echo(f"JSON report written to {json_out}", err=True)
-    if report is not None:
-        report.write_text(text, encoding="utf-8")
-        typer.echo(f"report written to {report}", err=True)
-    else:
-        typer.echo(text, nl=False)
+    _write_reports(to_markdown(result), to_json(result), report, json_out)
 
 
 @app.command()
@@ -507,30 +500,19 @@ def compare(
         list[str] | None,
         typer.Option("--tag", help="Also every session with this KEY=VALUE tag (repeatable)."),
     ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", help="Write the Markdown report here (default: print it)."),
-    ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    report: ReportOption = None,
+    json_out: JsonReportOption = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, max=64, help="Items scored at once.")
     ] = 4,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
-    ] = DEFAULT_SEED,
-    resamples: Annotated[
-        int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
-    ] = DEFAULT_RESAMPLES,
+    seed: SeedOption = DEFAULT_SEED,
+    resamples: ResamplesOption = DEFAULT_RESAMPLES,
 ) -> None:
     """Compare judges on stored sessions, turn by turn, without storing anything.
 
     Sessions: those given with --session plus those matching --run / --tag; every stored
     session when none of these is given.
     """
-    import json
-
     from api.calibration.compare import CompareJudge, NothingToCompareError, compare_stored
     from api.calibration.compare_report import to_json, to_markdown
 
@@ -557,12 +539,18 @@ def compare(
     except NothingToCompareError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    _write_reports(to_markdown(result), to_json(result), report, json_out)
+
+
+def _write_reports(
+    text: str, data: dict[str, Any], report: Path | None, json_out: Path | None
+) -> None:
+    """A judge report: the JSON to `json_out` if given, the Markdown to `report` or stdout."""
+    import json
+
     if json_out is not None:
-        json_out.write_text(
-            json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-        )
+        json_out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", "utf-8")
         typer.echo(f"JSON report written to {json_out}", err=True)
-    text = to_markdown(result)
     if report is not None:
         report.write_text(text, encoding="utf-8")
         typer.echo(f"report written to {report}", err=True)

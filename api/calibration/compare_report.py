@@ -9,13 +9,12 @@ The statistics tables are `report`'s, so calibration and comparison read the sam
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from itertools import combinations
 from typing import Any
 
 from api.calibration.compare import FLOWS, TURNS, SessionComparison, item_key
 from api.calibration.metrics import CONFIDENCE
-from api.calibration.report import agreement_section
+from api.calibration.report import agreement_section, comparison_json
 
 
 def _items(comparison: SessionComparison) -> list[dict[str, Any]]:
@@ -72,14 +71,7 @@ def to_json(comparison: SessionComparison) -> dict[str, Any]:
             }
             for run in comparison.runs
         ],
-        "comparisons": [
-            {
-                "first": c.first,
-                "second": c.second,
-                "agreement": {key: asdict(value) for key, value in c.agreement.items()},
-            }
-            for c in comparison.comparisons
-        ],
+        "comparisons": [comparison_json(c) for c in comparison.comparisons],
         "items": _items(comparison),
     }
 

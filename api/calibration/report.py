@@ -13,7 +13,7 @@ from typing import Any
 
 from api.calibration.bands import BAND_NAMES, band_range
 from api.calibration.metrics import CONFIDENCE, Agreement, Estimate
-from api.calibration.runner import ALL, Calibration
+from api.calibration.runner import ALL, Calibration, Comparison
 
 #: Column titles of the statistics, in report order.
 TITLES = {
@@ -24,6 +24,15 @@ TITLES = {
     "bias": "bias",
     "pair_accuracy": "pair accuracy",
 }
+
+
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """One judge-vs-judge comparison as JSON: the two names and the agreement per slice."""
+    return {
+        "first": comparison.first,
+        "second": comparison.second,
+        "agreement": {key: asdict(value) for key, value in comparison.agreement.items()},
+    }
 
 
 def to_json(calibration: Calibration) -> dict[str, Any]:
@@ -58,14 +67,7 @@ def to_json(calibration: Calibration) -> dict[str, Any]:
             }
             for report in calibration.judges
         ],
-        "comparisons": [
-            {
-                "first": c.first,
-                "second": c.second,
-                "agreement": {key: asdict(value) for key, value in c.agreement.items()},
-            }
-            for c in calibration.comparisons
-        ],
+        "comparisons": [comparison_json(c) for c in calibration.comparisons],
         "items": [
             {
                 "id": label.id,

@@ -17,8 +17,19 @@ from typing import Any
 import pytest
 
 from api.settings import Settings
+from nodes.judges.judge import TurnCase
 from nodes.judges.llm.judge import LLMJudge
 from tests.support.openai_stub import OpenAIStub
+
+#: A short English answer to a bank-like question: one call's worth of work for the stub.
+PAYMENT_CASE = TurnCase(
+    position="backend",
+    language="en",
+    turn=1,
+    question="How would you make a payment endpoint safe to retry?",
+    answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
+    category="design",
+)
 
 #: Fast retries and a bounded attempt time: a fault costs milliseconds, a hang 5 s at most.
 STUB_DEFAULTS: dict[str, Any] = {

@@ -13,21 +13,12 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from api.settings import Settings
-from nodes.judges.judge import TurnCase
 from nodes.judges.llm.client import PLACEHOLDER_API_KEY
-from nodes.judges.llm.judge import LLMJudge
 from nodes.judges.settings import JuryModel, parse_jury_model
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import stub_settings
+from tests.support.stub_judge import PAYMENT_CASE, stub_judge
 
-CASE = TurnCase(
-    position="backend",
-    language="en",
-    turn=1,
-    question="How would you make a payment endpoint safe to retry?",
-    answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
-    category="design",
-)
+CASE = PAYMENT_CASE
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +91,14 @@ async def test_a_jury_across_two_endpoints_asks_each_with_its_own_key(
     stub: OpenAIStub, second: OpenAIStub
 ) -> None:
     second.reset_stats()
-    settings = stub_settings(
+    judge = stub_judge(
         stub,
         openai_api_key=SecretStr("sk-main"),
         judge_models=f"judge-a,judge-b@{second.base_url}",
         judge_api_keys={second.base_url: "sk-second"},
     )
-    judge = LLMJudge.from_settings(settings)
-    try:
-        details = await judge.evaluate_turn(CASE)
-    finally:
-        await judge.aclose()
+    details = await judge.evaluate_turn(CASE)
+    await judge.aclose()
     assert stub.calls == 1 and second.calls == 1
     assert [r["model"] for r in stub.requests] == ["judge-a"]
     assert [r["model"] for r in second.requests] == ["judge-b"]
@@ -128,18 +116,13 @@ async def test_an_endpoint_without_a_key_never_receives_openai_api_key(
     stub: OpenAIStub, second: OpenAIStub
 ) -> None:
     second.reset_stats()
-    settings = stub_settings(
+    await stub_judge(
         stub,
         openai_api_key=SecretStr("sk-main"),
         judge_models=f"judge-a,judge-b@{second.base_url}",
         judge_samples=2,
         judge_sample_temperature=0.5,
-    )
-    judge = LLMJudge.from_settings(settings)
-    try:
-        await judge.evaluate_turn(CASE)
-    finally:
-        await judge.aclose()
+    ).evaluate_turn(CASE)
     assert second.calls == 2 and set(second.api_keys) == {PLACEHOLDER_API_KEY}
     assert stub.calls == 2 and set(stub.api_keys) == {"sk-main"}
 
@@ -150,15 +133,13 @@ async def test_each_endpoint_has_its_own_concurrency_window(
     """A 429 from one provider must not halve the window of the other."""
     second.reset_stats()
     second.add_fault("429", times=1)
-    settings = stub_settings(
+    judge = stub_judge(
         stub, judge_models=f"judge-a,judge-b@{second.base_url}", llm_max_concurrency=8
     )
-    judge = LLMJudge.from_settings(settings)
     try:
         await judge.evaluate_turn(CASE)
-        assert judge.limit.limiter().window == 8  # the default endpoint's: untouched
-        (other,) = judge._limits.values()
-        assert other.limiter().window < 8  # the rate-limited one's: shrunk
     finally:
-        await judge.aclose()
         second.clear_faults()
+    assert judge.limit.limiter().window == 8  # the default endpoint's: untouched
+    (other,) = judge._limits.values()
+    assert other.limiter().window < 8  # the rate-limited one's: shrunk

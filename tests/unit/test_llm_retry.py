@@ -12,7 +12,7 @@ import time
 import openai
 import pytest
 
-from nodes.judges.judge import JudgeError, TurnCase
+from nodes.judges.judge import JudgeError
 from nodes.judges.llm.retry import (
     MAX_BACKOFF_S,
     FinalLLMError,
@@ -21,16 +21,9 @@ from nodes.judges.llm.retry import (
     classify_failure,
 )
 from tests.support.openai_stub import FaultKind, OpenAIStub
-from tests.support.stub_judge import stub_judge
+from tests.support.stub_judge import PAYMENT_CASE, stub_judge
 
-CASE = TurnCase(
-    position="backend",
-    language="en",
-    turn=1,
-    question="How would you make a payment endpoint safe to retry?",
-    answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
-    category="design",
-)
+CASE = PAYMENT_CASE
 MALFORMED: list[FaultKind] = ["no_choices", "empty_tool_call", "error_body", "malformed"]
 
 
