@@ -62,6 +62,21 @@ async def close_judges(stub: OpenAIStub) -> None:
         await judge.aclose()
 
 
+def count_schema_builds(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The schemas turned into tool schemas from now on (to check each is built once)."""
+    from nodes.judges.llm import structured
+
+    built: list[object] = []
+    convert = structured.convert_to_openai_tool
+
+    def counting(schema: Any) -> dict[str, Any]:
+        built.append(schema)
+        return convert(schema)
+
+    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    return built
+
+
 def reset(stub: OpenAIStub) -> None:
     """Back to a healthy, instant stub with empty statistics."""
     stub.clear_faults()

@@ -22,7 +22,6 @@ from pydantic import SecretStr, ValidationError
 from api.settings import Settings
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
-from nodes.judges.llm import structured
 from nodes.judges.llm.client import (
     PLACEHOLDER_API_KEY,
     LLMConfigurationError,
@@ -45,7 +44,7 @@ from nodes.judges.llm.prompts import (
 from storage.evaluations import validate_details
 from tests.support.fake_chat import BadOutput, Reply, ScriptedChatModel, Slow
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import stub_judge
+from tests.support.stub_judge import count_schema_builds, stub_judge
 
 QUESTION = "How would you make a payment endpoint safe to retry?"
 ANSWER = (
@@ -500,14 +499,7 @@ async def test_stub_faults_forever_raise_judge_error(stub: OpenAIStub, kind: Any
 async def test_the_request_is_built_once_and_reused(
     stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[object] = []
-    convert = structured.convert_to_openai_tool
-
-    def counting(schema: Any) -> dict[str, Any]:
-        built.append(schema)
-        return convert(schema)
-
-    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    built = count_schema_builds(monkeypatch)
     settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
     client = make_openai_client(settings)
     sent: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ from nodes.judges.rubrics import level_descriptions
 from storage.evaluations import validate_details
 from tests.support.fake_chat import ScriptedChatModel
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import stub_judge
+from tests.support.stub_judge import count_schema_builds, stub_judge
 
 POINTS = (
     "stores an idempotency key per request",
@@ -264,16 +264,7 @@ async def test_a_failed_juror_cancels_the_rest_of_the_jury(stub: OpenAIStub) -> 
 
 
 def test_a_jury_builds_each_tool_schema_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodes.judges.llm import structured
-
-    built: list[object] = []
-    convert = structured.convert_to_openai_tool
-
-    def counting(schema: Any) -> dict[str, Any]:
-        built.append(schema)
-        return convert(schema)
-
-    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    built = count_schema_builds(monkeypatch)
     judge = LLMJudge.from_settings(
         Settings(openai_base_url="http://127.0.0.1:9/v1", judge_models="a,b,c", judge_samples=2)
     )
