@@ -36,6 +36,20 @@ PositionOption = Annotated[
     str, typer.Option(help="Position whose rubric and question bank to use, e.g. backend.")
 ]
 LanguageOption = Annotated[str, typer.Option(help="Interview language: en or ko.")]
+# Options of the judge reports (`calibrate`, `compare`).
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Write the Markdown report here (default: print it)."),
+]
+JsonReportOption = Annotated[
+    Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+]
+SeedOption = Annotated[
+    int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
+]
+ResamplesOption = Annotated[
+    int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
+]
 
 T = TypeVar("T")
 
@@ -417,22 +431,13 @@ def calibrate(
             "OPENAI_BASE_URL). Repeat it to also compare the judges with each other.",
         ),
     ] = None,
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", help="Write the Markdown report here (default: print it)."),
-    ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
-    ] = None,
+    report: ReportOption = None,
+    json_out: JsonReportOption = None,
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", min=1, max=64, help="Answers scored at once.")
     ] = 4,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the bootstrap resampling (same seed, same report).")
-    ] = DEFAULT_SEED,
-    resamples: Annotated[
-        int, typer.Option(min=100, max=100_000, help="Bootstrap resamples per statistic.")
-    ] = DEFAULT_RESAMPLES,
+    seed: SeedOption = DEFAULT_SEED,
+    resamples: ResamplesOption = DEFAULT_RESAMPLES,
     pair_gap: Annotated[
         float,
         typer.Option(
@@ -444,8 +449,6 @@ def calibrate(
     ] = DEFAULT_PAIR_GAP,
 ) -> None:
     """Compare judges with human labels: correlation, kappa, MAE, bias, pair accuracy."""
-    import json
-
     from api.calibration.labels import LabelError, load_labels
     from api.calibration.report import to_json, to_markdown
     from api.calibration.runner import JudgeName, calibrate_with_settings
@@ -472,11 +475,81 @@ def calibrate(
             pair_gap=pair_gap,
         )
     )
-    text = to_markdown(result)
-    if json_out is not None:
-        json_out.write_text(
-            json.dumps(to_json(result), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    _write_reports(to_markdown(result), to_json(result), report, json_out)
+
+
+@app.command()
+def compare(
+    judge: Annotated[
+        list[str],
+        typer.Option(
+            "--judge",
+            "-j",
+            help="A judge: stored (the scores already stored), heuristic or llm (llm needs "
+            "OPENAI_API_KEY or OPENAI_BASE_URL). At least two; the first is the reference.",
+        ),
+    ],
+    session: Annotated[
+        list[uuid.UUID] | None,
+        typer.Option("--session", "-s", help="A stored session to compare on (repeatable)."),
+    ] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run", help="Also every session stored under this run.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Also every session with this KEY=VALUE tag (repeatable)."),
+    ] = None,
+    report: ReportOption = None,
+    json_out: JsonReportOption = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, max=64, help="Items scored at once.")
+    ] = 4,
+    seed: SeedOption = DEFAULT_SEED,
+    resamples: ResamplesOption = DEFAULT_RESAMPLES,
+) -> None:
+    """Compare judges on stored sessions, turn by turn, without storing anything.
+
+    Sessions: those given with --session plus those matching --run / --tag; every stored
+    session when none of these is given.
+    """
+    from api.calibration.compare import CompareJudge, NothingToCompareError, compare_stored
+    from api.calibration.compare_report import to_json, to_markdown
+
+    try:
+        names = list(dict.fromkeys(CompareJudge(name) for name in judge))
+    except ValueError:
+        raise typer.BadParameter("choose stored, heuristic or llm", param_hint="--judge") from None
+    if len(names) < 2:
+        raise typer.BadParameter("give two different judges", param_hint="--judge")
+    try:
+        result = _run(
+            compare_stored(
+                get_settings(),
+                names,
+                session_ids=session or [],
+                run=run_name,
+                tags=_parse_tags(tag or []),
+                concurrency=concurrency,
+                progress=True,
+                seed=seed,
+                resamples=resamples,
+            )
         )
+    except NothingToCompareError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _write_reports(to_markdown(result), to_json(result), report, json_out)
+
+
+def _write_reports(
+    text: str, data: dict[str, Any], report: Path | None, json_out: Path | None
+) -> None:
+    """A judge report: the JSON to `json_out` if given, the Markdown to `report` or stdout."""
+    import json
+
+    if json_out is not None:
+        json_out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", "utf-8")
         typer.echo(f"JSON report written to {json_out}", err=True)
     if report is not None:
         report.write_text(text, encoding="utf-8")

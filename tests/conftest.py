@@ -28,6 +28,9 @@ from storage.services import Storage
 from storage.sessions import SessionStore
 from tests.support.http import app_client, tenant_settings
 
+#: Shared fixtures of the LLM tests (`openai_stub`, `stub`): one stub server per module.
+pytest_plugins = ["tests.support.stub_judge"]
+
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:

@@ -13,7 +13,7 @@ from typing import Any
 
 from api.calibration.bands import BAND_NAMES, band_range
 from api.calibration.metrics import CONFIDENCE, Agreement, Estimate
-from api.calibration.runner import Calibration
+from api.calibration.runner import ALL, Calibration, Comparison
 
 #: Column titles of the statistics, in report order.
 TITLES = {
@@ -24,6 +24,15 @@ TITLES = {
     "bias": "bias",
     "pair_accuracy": "pair accuracy",
 }
+
+
+def comparison_json(comparison: Comparison) -> dict[str, Any]:
+    """One judge-vs-judge comparison as JSON: the two names and the agreement per slice."""
+    return {
+        "first": comparison.first,
+        "second": comparison.second,
+        "agreement": {key: asdict(value) for key, value in comparison.agreement.items()},
+    }
 
 
 def to_json(calibration: Calibration) -> dict[str, Any]:
@@ -58,14 +67,7 @@ def to_json(calibration: Calibration) -> dict[str, Any]:
             }
             for report in calibration.judges
         ],
-        "comparisons": [
-            {
-                "first": c.first,
-                "second": c.second,
-                "agreement": {key: asdict(value) for key, value in c.agreement.items()},
-            }
-            for c in calibration.comparisons
-        ],
+        "comparisons": [comparison_json(c) for c in calibration.comparisons],
         "items": [
             {
                 "id": label.id,
@@ -80,6 +82,24 @@ def to_json(calibration: Calibration) -> dict[str, Any]:
     }
 
 
+def agreement_section(
+    title: str,
+    intro: str,
+    per_slice: dict[str, Agreement],
+    rows: str,
+    columns: str,
+    *,
+    with_pairs: bool = False,
+    confusion_of: str = "all",
+) -> list[str]:
+    """A `## title` section: the statistics per slice, then one slice's band confusion."""
+    lines = ["", f"## {title}", "", intro, ""]
+    lines += statistics_table(per_slice, with_pairs=with_pairs)
+    lines += ["", f"Band confusion (slice `{confusion_of}`):", ""]
+    lines += confusion_table(per_slice[confusion_of], rows, columns)
+    return lines
+
+
 def _cell(estimate: Estimate | None, digits: int) -> str:
     if estimate is None or estimate.value is None:
         return "n/a"
@@ -89,7 +109,8 @@ def _cell(estimate: Estimate | None, digits: int) -> str:
     return text
 
 
-def _table(per_slice: dict[str, Agreement], with_pairs: bool) -> list[str]:
+def statistics_table(per_slice: dict[str, Agreement], with_pairs: bool) -> list[str]:
+    """One Markdown row per slice: n, every statistic with its interval (and pairs)."""
     names = [n for n in TITLES if with_pairs or n != "pair_accuracy"]
     head = ["slice", "n", *(TITLES[n] for n in names)]
     if with_pairs:
@@ -106,7 +127,8 @@ def _table(per_slice: dict[str, Agreement], with_pairs: bool) -> list[str]:
     return lines
 
 
-def _confusion(agreement: Agreement, rows: str, columns: str) -> list[str]:
+def confusion_table(agreement: Agreement, rows: str, columns: str) -> list[str]:
+    """The band confusion matrix as a Markdown table (rows = reference bands)."""
     lines = [
         f"| {rows} \\ {columns} | " + " | ".join(BAND_NAMES) + " |",
         "|" + "---|" * (len(BAND_NAMES) + 1),
@@ -136,28 +158,25 @@ def to_markdown(calibration: Calibration) -> str:
     for report in calibration.judges:
         run = report.run
         judge = ", ".join(f"{k} {v}" for k, v in sorted(run.judge.items())) or "no evaluation"
-        lines += [
-            "",
-            f"## Judge `{run.name}` vs human",
-            "",
+        lines += agreement_section(
+            f"Judge `{run.name}` vs human",
             f"{judge}; scored {len(run.scores)} of {labels['n']} answers.",
-            "",
-        ]
-        lines += _table(report.agreement, with_pairs=True)
-        lines += ["", "Band confusion, all answers:", ""]
-        lines += _confusion(report.agreement["all"], "human", run.name)
+            report.agreement,
+            "human",
+            run.name,
+            with_pairs=True,
+            confusion_of=ALL,
+        )
         if run.failures:
             lines += ["", f"Failed on {len(run.failures)} answers (left out above):", ""]
             lines += [f"- `{key}`: {reason}" for key, reason in sorted(run.failures.items())]
     for comparison in calibration.comparisons:
-        lines += [
-            "",
-            f"## Judge `{comparison.second}` vs judge `{comparison.first}`",
-            "",
+        lines += agreement_section(
+            f"Judge `{comparison.second}` vs judge `{comparison.first}`",
             f"`{comparison.first}` is the reference; answers both judges scored.",
-            "",
-        ]
-        lines += _table(comparison.agreement, with_pairs=False)
-        lines += ["", "Band confusion, all answers:", ""]
-        lines += _confusion(comparison.agreement["all"], comparison.first, comparison.second)
+            comparison.agreement,
+            comparison.first,
+            comparison.second,
+            confusion_of=ALL,
+        )
     return "\n".join(lines) + "\n"

@@ -11,10 +11,12 @@ configured (`JudgeConfigurationError` otherwise).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import combinations
+from typing import TypedDict, Unpack
 
 from tqdm import tqdm
 
@@ -22,8 +24,8 @@ from api.calibration.defaults import DEFAULT_PAIR_GAP, DEFAULT_RESAMPLES, DEFAUL
 from api.calibration.labels import Label
 from api.calibration.metrics import Agreement, agreement
 from api.settings import Settings
-from nodes.judges.factory import make_judge
-from nodes.judges.judge import Judge, JudgeError, TurnCase
+from nodes.judges.factory import make_judge, use_llm
+from nodes.judges.judge import FlowCase, Judge, JudgeError, TurnCase
 from nodes.judges.settings import JudgeKind
 from storage.embeddings import load_embedder
 
@@ -93,31 +95,38 @@ def case_of(label: Label) -> TurnCase:
 async def run_judge(
     name: str,
     judge: Judge,
-    labels: Sequence[Label],
+    cases: Mapping[str, TurnCase | FlowCase],
     *,
     concurrency: int = 4,
     progress: bool = False,
 ) -> JudgeRun:
-    """Score every label with `judge`, at most `concurrency` at a time."""
+    """Score every case (keyed by its id) with `judge`, at most `concurrency` at a time.
+
+    A `TurnCase` goes to `evaluate_turn`, a `FlowCase` to `evaluate_flow`: the calls node 4
+    and node 6a make.
+    """
     gate = asyncio.Semaphore(concurrency)
     scores: dict[str, float] = {}
     failures: dict[str, str] = {}
     info: dict[str, str] = {}
-    bar = tqdm(total=len(labels), desc=f"{name} judge", unit="answer", disable=not progress)
+    bar = tqdm(total=len(cases), desc=f"{name} judge", unit="item", disable=not progress)
 
-    async def one(label: Label) -> None:
+    async def one(key: str, case: TurnCase | FlowCase) -> None:
         async with gate:
             try:
-                details = await judge.evaluate_turn(case_of(label))
+                if isinstance(case, FlowCase):
+                    details = await judge.evaluate_flow(case)
+                else:
+                    details = await judge.evaluate_turn(case)
             except JudgeError as exc:
-                failures[label.id] = str(exc)
+                failures[key] = str(exc)
             else:
-                scores[label.id] = details.score
+                scores[key] = details.score
                 info.update(details.judge.model_dump(mode="json"))
             bar.update()
 
     try:
-        await asyncio.gather(*(one(label) for label in labels))
+        await asyncio.gather(*(one(key, case) for key, case in cases.items()))
     finally:
         bar.close()
     return JudgeRun(name=name, judge=info, scores=scores, failures=failures)
@@ -133,6 +142,27 @@ def _slices(labels: Sequence[Label]) -> dict[str, list[Label]]:
     for language in sorted({label.language for label in labels}):
         slices[language] = [label for label in labels if label.language == language]
     return slices
+
+
+def compare_runs(
+    first: JudgeRun,
+    second: JudgeRun,
+    slices: Mapping[str, Sequence[str]],
+    *,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> Comparison:
+    """Agreement of `second` with `first` per slice (item ids), on the items both scored."""
+    per_slice = {}
+    for key, members in slices.items():
+        both = [i for i in members if i in first.scores and i in second.scores]
+        per_slice[key] = agreement(
+            [first.scores[i] for i in both],
+            [second.scores[i] for i in both],
+            seed=seed,
+            resamples=resamples,
+        )
+    return Comparison(first=first.name, second=second.name, agreement=per_slice)
 
 
 def summarise(
@@ -160,22 +190,16 @@ def summarise(
                 min_gap=pair_gap,
             )
         reports.append(JudgeReport(run=run, agreement=per_slice))
-    comparisons = []
-    for first, second in combinations(runs, 2):
-        per_slice = {}
-        for key, members in slices.items():
-            both = [
-                label.id
-                for label in members
-                if label.id in first.scores and label.id in second.scores
-            ]
-            per_slice[key] = agreement(
-                [first.scores[i] for i in both],
-                [second.scores[i] for i in both],
-                seed=seed,
-                resamples=resamples,
-            )
-        comparisons.append(Comparison(first=first.name, second=second.name, agreement=per_slice))
+    comparisons = [
+        compare_runs(
+            first,
+            second,
+            {key: [label.id for label in members] for key, members in slices.items()},
+            seed=seed,
+            resamples=resamples,
+        )
+        for first, second in combinations(runs, 2)
+    ]
     return Calibration(
         source=source,
         labels=list(labels),
@@ -185,6 +209,16 @@ def summarise(
         resamples=resamples,
         pair_gap=pair_gap,
     )
+
+
+class CalibrationOptions(TypedDict, total=False):
+    """Keyword options of `calibrate` (and of `calibrate_with_settings`, which passes them on)."""
+
+    concurrency: int
+    progress: bool
+    seed: int
+    resamples: int
+    pair_gap: float
 
 
 async def calibrate(
@@ -199,34 +233,40 @@ async def calibrate(
     pair_gap: float = DEFAULT_PAIR_GAP,
 ) -> Calibration:
     """Score the labels with each judge in turn, then every statistic."""
+    cases: dict[str, TurnCase | FlowCase] = {label.id: case_of(label) for label in labels}
     runs = [
-        await run_judge(name, judge, labels, concurrency=concurrency, progress=progress)
+        await run_judge(name, judge, cases, concurrency=concurrency, progress=progress)
         for name, judge in judges.items()
     ]
     return summarise(source, labels, runs, seed=seed, resamples=resamples, pair_gap=pair_gap)
 
 
-def open_judges(names: Iterable[JudgeName], settings: Settings) -> dict[str, Judge]:
-    """The requested judges, built by the graph's factory (duplicates collapse)."""
+@asynccontextmanager
+async def judges_from_settings(
+    names: Iterable[JudgeName], settings: Settings
+) -> AsyncIterator[dict[str, Judge]]:
+    """The requested judges, built by the graph's factory (duplicates collapse), then closed.
+
+    Raises `JudgeConfigurationError` for `llm` without an endpoint configured, before the
+    embedding model is loaded.
+    """
     wanted = list(dict.fromkeys(names))
-    embedder = load_embedder(settings)
     kinds = {JudgeName.HEURISTIC: JudgeKind.HEURISTIC, JudgeName.LLM: JudgeKind.LLM}
-    return {
-        str(name): make_judge(
-            settings.model_copy(update={"judge": kinds[name]}),
-            embedder,
-            settings.embedding_model_name,
-        )
-        for name in wanted
-    }
-
-
-async def close_judges(judges: Mapping[str, Judge]) -> None:
-    """Release what a judge holds (the LLM judge's HTTP client); the protocol has no close."""
-    for judge in judges.values():
-        close = getattr(judge, "aclose", None)
-        if close is not None:
-            await close()
+    configured = [settings.model_copy(update={"judge": kinds[name]}) for name in wanted]
+    for one in configured:
+        use_llm(one)  # the configuration error first, not after a model load
+    embedder = await asyncio.to_thread(load_embedder, settings) if wanted else None
+    judges: dict[str, Judge] = {}
+    try:
+        for name, one in zip(wanted, configured, strict=True):
+            assert embedder is not None
+            judges[str(name)] = make_judge(one, embedder, settings.embedding_model_name)
+        yield judges
+    finally:
+        for judge in judges.values():
+            close = getattr(judge, "aclose", None)  # the LLM judge's HTTP clients
+            if close is not None:
+                await close()
 
 
 async def calibrate_with_settings(
@@ -234,25 +274,8 @@ async def calibrate_with_settings(
     labels: Sequence[Label],
     names: Iterable[JudgeName],
     settings: Settings,
-    *,
-    concurrency: int = 4,
-    progress: bool = False,
-    seed: int = DEFAULT_SEED,
-    resamples: int = DEFAULT_RESAMPLES,
-    pair_gap: float = DEFAULT_PAIR_GAP,
+    **options: Unpack[CalibrationOptions],
 ) -> Calibration:
     """`calibrate` with the judges the settings configure (what the CLI and notebook run)."""
-    judges = await asyncio.to_thread(open_judges, names, settings)
-    try:
-        return await calibrate(
-            source,
-            labels,
-            judges,
-            concurrency=concurrency,
-            progress=progress,
-            seed=seed,
-            resamples=resamples,
-            pair_gap=pair_gap,
-        )
-    finally:
-        await close_judges(judges)
+    async with judges_from_settings(names, settings) as judges:
+        return await calibrate(source, labels, judges, **options)

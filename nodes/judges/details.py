@@ -68,6 +68,9 @@ class JurorScore(BaseModel):
     """One juror's verdict, as scored (its texts are not kept: the median's are stored)."""
 
     model: str
+    endpoint: str | None = Field(
+        default=None, description="Host (and port) of the OpenAI-compatible server asked."
+    )
     sample: int = Field(ge=1, description="1-based sample number of this model.")
     score: float = Field(ge=0, le=100)
     rubrics: dict[str, float] = Field(default_factory=dict)

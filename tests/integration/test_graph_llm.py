@@ -4,13 +4,11 @@ the local OpenAI-compatible stub (faults, retries, parallel fan-out), on the rea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
 
-from api.settings import Settings
 from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
 from nodes.judges.judge import TurnCase
@@ -21,6 +19,7 @@ from storage.models import EvaluationType
 from storage.services import Storage
 from tests.support.fake_chat import ScriptedChatModel
 from tests.support.openai_stub import OpenAIStub
+from tests.support.stub_judge import stub_judge, stub_settings
 
 pytestmark = pytest.mark.integration
 
@@ -105,29 +104,10 @@ async def test_submission_with_fake_chat_model(storage: Storage) -> None:
     assert rows[0].details["rubrics"]["relevance"]["reason"] == "on topic"
 
 
-@pytest.fixture
-def stub() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as server:
-        yield server
-
-
-def stub_settings(stub: OpenAIStub, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "openai_base_url": stub.base_url,
-        "llm_model": "stub",
-        "llm_max_retries": 2,
-        "llm_backoff_s": 0.01,
-        "llm_timeout_s": 2.0,
-        "llm_max_concurrency": 64,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 async def test_real_chat_openai_recovers_from_transient_faults(
     storage: Storage, stub: OpenAIStub
 ) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub, llm_timeout_s=0.5))
+    judge = stub_judge(stub, llm_timeout_s=0.5)
     stub.timeout_sleep_s = 3
     stub.add_fault("500", times=1)
     stub.add_fault("429", times=1)
@@ -145,7 +125,7 @@ async def test_real_chat_openai_recovers_from_transient_faults(
 async def test_exhausted_retries_leave_the_session_open_and_a_rerun_completes_it(
     storage: Storage, stub: OpenAIStub
 ) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub))
+    judge = stub_judge(stub)
     stub.add_fault("500", times=None, match="FlowJudgement")  # every holistic attempt fails
     session_id = uuid.uuid4()
     graph = build_graph()
@@ -165,7 +145,7 @@ async def test_exhausted_retries_leave_the_session_open_and_a_rerun_completes_it
 
 
 async def test_a_jury_stores_medians_with_agreement(storage: Storage, stub: OpenAIStub) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub, judge_models="m1,m2,m3"))
+    judge = stub_judge(stub, judge_models="m1,m2,m3")
     stub.latency_s = 0.2
     session_id = uuid.uuid4()
     result = await invoke(build_graph(), submission(session_id, 2), storage, judge)
@@ -187,7 +167,7 @@ async def test_a_jury_stores_medians_with_agreement(storage: Storage, stub: Open
 async def test_the_flow_debate_is_stored_with_its_four_participants(
     storage: Storage, stub: OpenAIStub
 ) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub, holistic_mode="debate"))
+    judge = stub_judge(stub, holistic_mode="debate")
     session_id = uuid.uuid4()
     result = await invoke(build_graph(), submission(session_id, 2), storage, judge)
     assert result["status"] == "completed"
@@ -205,7 +185,7 @@ async def test_the_flow_debate_is_stored_with_its_four_participants(
 async def test_a_juror_failing_after_its_retries_stores_nothing_for_its_items(
     storage: Storage, stub: OpenAIStub
 ) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub, judge_models="m1,m2,m3"))
+    judge = stub_judge(stub, judge_models="m1,m2,m3")
     stub.add_fault("500", times=None, match='"model": "m2"')
     session_id = uuid.uuid4()
     with pytest.raises(EvaluationIncompleteError) as failure:
@@ -218,7 +198,7 @@ async def test_a_juror_failing_after_its_retries_stores_nothing_for_its_items(
 
 
 async def test_reevaluation_updates_in_place(storage: Storage, stub: OpenAIStub) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub))
+    judge = stub_judge(stub)
     stub.add_fault("500", times=None, match="FlowJudgement")
     session_id = uuid.uuid4()
     graph = build_graph()
@@ -236,7 +216,7 @@ async def test_reevaluation_updates_in_place(storage: Storage, stub: OpenAIStub)
 
 
 async def test_fan_out_is_parallel(storage: Storage, stub: OpenAIStub) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub))
+    judge = stub_judge(stub)
     stub.latency_s = 0.3
     session_id = uuid.uuid4()
     result = await invoke(build_graph(), submission(session_id, 8), storage, judge)
@@ -247,7 +227,7 @@ async def test_fan_out_is_parallel(storage: Storage, stub: OpenAIStub) -> None:
 
 
 async def test_concurrency_is_bounded_by_setting(storage: Storage, stub: OpenAIStub) -> None:
-    judge = LLMJudge.from_settings(stub_settings(stub, llm_max_concurrency=3))
+    judge = stub_judge(stub, llm_max_concurrency=3)
     stub.latency_s = 0.1
     result = await invoke(build_graph(), submission(uuid.uuid4(), 8), storage, judge)
     assert result["status"] == "completed"

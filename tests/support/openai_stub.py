@@ -422,6 +422,8 @@ class OpenAIStub:
         calls: Total requests received since start / last :meth:`reset_stats`.
         max_concurrency: Maximum number of requests observed in flight at once.
         requests: Parsed JSON bodies of the requests received.
+        api_keys: The bearer token of each request received (same order as
+            ``requests``), to check which key reached which server.
     """
 
     def __init__(
@@ -442,6 +444,7 @@ class OpenAIStub:
         self.calls: int = 0
         self.max_concurrency: int = 0
         self.requests: list[dict[str, Any]] = []
+        self.api_keys: list[str] = []
         self._in_flight = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -582,7 +585,7 @@ class OpenAIStub:
             self._faults.clear()
 
     def reset_stats(self) -> None:
-        """Reset ``calls``, ``max_concurrency`` and ``requests``.
+        """Reset ``calls``, ``max_concurrency``, ``requests`` and ``api_keys``.
 
         ``max_concurrency`` restarts from the number of requests currently in
         flight; ``requests`` is cleared in place.
@@ -591,6 +594,7 @@ class OpenAIStub:
             self.calls = 0
             self.max_concurrency = self._in_flight
             self.requests.clear()
+            self.api_keys.clear()
 
     def _take_fault(self, body_text: str, body: dict[str, Any]) -> str | None:
         """Consume and return the kind of the first fault matching the request."""
@@ -607,11 +611,12 @@ class OpenAIStub:
                 return fault.kind
         return None
 
-    def _enter(self, body: dict[str, Any]) -> None:
+    def _enter(self, body: dict[str, Any], authorization: str) -> None:
         """Record a new in-flight request."""
         with self._lock:
             self.calls += 1
             self.requests.append(body)
+            self.api_keys.append(authorization.removeprefix("Bearer "))
             self._in_flight += 1
             self.max_concurrency = max(self.max_concurrency, self._in_flight)
 
@@ -666,7 +671,7 @@ class OpenAIStub:
         except ValueError as exc:
             return _error_response(400, f"invalid JSON body: {exc}", "invalid_request_error", None)
 
-        self._enter(body)
+        self._enter(body, request.headers.get("authorization", ""))
         streaming_started = False
         try:
             fault = self._take_fault(body_text, body)

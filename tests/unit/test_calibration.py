@@ -19,7 +19,7 @@ from api.calibration.bands import BAND_NAMES, band_index, band_name
 from api.calibration.labels import Label, LabelError, load_labels, parse_labels
 from api.calibration.metrics import agreement, same_question_pairs
 from api.calibration.report import to_json, to_markdown
-from api.calibration.runner import Calibration, calibrate, run_judge
+from api.calibration.runner import Calibration, calibrate, case_of, run_judge
 from nodes.judges.details import EvaluationDetails, JudgeInfo
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 
@@ -182,7 +182,8 @@ def test_undefined_statistics_are_none_not_nan() -> None:
 
 async def test_failed_items_are_reported_and_left_out(labels: list[Label]) -> None:
     judge = ScriptedJudge(labels, lambda label: label.score, fail_on=frozenset({"fx-ko-4"}))
-    run = await run_judge("flaky", judge, labels, concurrency=3)
+    cases = {label.id: case_of(label) for label in labels}
+    run = await run_judge("flaky", judge, cases, concurrency=3)
     assert set(run.failures) == {"fx-ko-4"} and "upstream gave up" in run.failures["fx-ko-4"]
     assert len(run.scores) == 7
     assert run.judge == {"kind": "heuristic", "model": "scripted", "prompt_version": "t1"}

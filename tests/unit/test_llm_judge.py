@@ -8,7 +8,6 @@ fault and concurrency behaviour of the real client).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +22,6 @@ from pydantic import SecretStr, ValidationError
 from api.settings import Settings
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
-from nodes.judges.llm import structured
 from nodes.judges.llm.client import (
     PLACEHOLDER_API_KEY,
     LLMConfigurationError,
@@ -46,6 +44,7 @@ from nodes.judges.llm.prompts import (
 from storage.evaluations import validate_details
 from tests.support.fake_chat import BadOutput, Reply, ScriptedChatModel, Slow
 from tests.support.openai_stub import OpenAIStub
+from tests.support.stub_judge import count_schema_builds, stub_judge
 
 QUESTION = "How would you make a payment endpoint safe to retry?"
 ANSWER = (
@@ -436,36 +435,6 @@ def test_make_chat_model_uses_settings_and_placeholder_key() -> None:
 # --------------------------------------------------------------------------- real ChatOpenAI
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    _server.clear_faults()
-    _server.latency_s = 0.0
-    _server.timeout_sleep_s = 30.0
-    _server.responder = None
-    _server.reset_stats()
-    yield _server
-    _server.clear_faults()
-    _server.latency_s = 0.0
-
-
-def stub_judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
-    options: dict[str, Any] = {
-        "openai_base_url": stub.base_url,
-        "llm_model": "stub",
-        "llm_max_retries": 2,
-        "llm_backoff_s": 0.01,
-        "llm_timeout_s": 1.0,
-    }
-    options.update(overrides)
-    return LLMJudge.from_settings(Settings(**options))
-
-
 def assert_valid(details: EvaluationDetails) -> None:
     validate_details(details.to_json())
     assert details.judge.kind == "llm" and details.judge.model == "stub"
@@ -530,14 +499,7 @@ async def test_stub_faults_forever_raise_judge_error(stub: OpenAIStub, kind: Any
 async def test_the_request_is_built_once_and_reused(
     stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[object] = []
-    convert = structured.convert_to_openai_tool
-
-    def counting(schema: Any) -> dict[str, Any]:
-        built.append(schema)
-        return convert(schema)
-
-    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    built = count_schema_builds(monkeypatch)
     settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
     client = make_openai_client(settings)
     sent: list[dict[str, Any]] = []

@@ -7,7 +7,6 @@ openai SDK path); jury arithmetic is checked on hand-made verdicts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from nodes.judges.rubrics import level_descriptions
 from storage.evaluations import validate_details
 from tests.support.fake_chat import ScriptedChatModel
 from tests.support.openai_stub import OpenAIStub
+from tests.support.stub_judge import count_schema_builds, stub_judge
 
 POINTS = (
     "stores an idempotency key per request",
@@ -42,37 +42,6 @@ CASE = TurnCase(
 )
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    _server.clear_faults()
-    _server.latency_s = 0.0
-    _server.timeout_sleep_s = 30.0
-    _server.responder = None
-    _server.reset_stats()
-    yield _server
-    _server.clear_faults()
-    _server.responder = None
-    _server.latency_s = 0.0
-
-
-def judge_for(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
-    options: dict[str, Any] = {
-        "openai_base_url": stub.base_url,
-        "llm_model": "stub",
-        "llm_max_retries": 2,
-        "llm_backoff_s": 0.01,
-        "llm_timeout_s": 5.0,
-    }
-    options.update(overrides)
-    return LLMJudge.from_settings(Settings(**options))
-
-
 # --------------------------------------------------------------------------- reasoning first
 
 
@@ -89,7 +58,7 @@ def test_the_schema_asks_for_evidence_and_reasoning_before_every_score() -> None
 
 
 async def test_the_request_carries_schema_points_levels_and_language(stub: OpenAIStub) -> None:
-    judge = judge_for(stub)
+    judge = stub_judge(stub)
     details = await judge.evaluate_turn(CASE)
     validate_details(details.to_json())
     assert "agreement" not in details.to_json()  # one juror: no jury fields
@@ -208,7 +177,7 @@ async def test_a_jury_of_three_makes_three_parallel_calls_and_stores_the_median(
 ) -> None:
     stub.responder = jury_responder
     stub.latency_s = 0.4
-    judge = judge_for(stub, judge_models="judge-a, judge-b,judge-c")
+    judge = stub_judge(stub, judge_models="judge-a, judge-b,judge-c")
     started = time.perf_counter()
     details = await judge.evaluate_turn(CASE)
     wall = time.perf_counter() - started
@@ -242,6 +211,7 @@ async def test_a_jury_of_three_makes_three_parallel_calls_and_stores_the_median(
     stored = validate_details(details.to_json())
     assert stored["agreement"]["jurors"][2] == {
         "model": "judge-c",
+        "endpoint": stub.base_url.split("/")[2],  # host:port of the one endpoint
         "sample": 1,
         "score": 70.0,
         "rubrics": {
@@ -256,7 +226,7 @@ async def test_a_jury_of_three_makes_three_parallel_calls_and_stores_the_median(
 async def test_samples_of_one_model_are_drawn_at_the_sampling_temperature(
     stub: OpenAIStub,
 ) -> None:
-    judge = judge_for(stub, judge_samples=3, judge_sample_temperature=0.6)
+    judge = stub_judge(stub, judge_samples=3, judge_sample_temperature=0.6)
     flow = await judge.evaluate_flow(FlowCase("backend", "en", (CASE,)))
     assert stub.calls == 3
     assert [r["temperature"] for r in stub.requests] == [0.6, 0.6, 0.6]
@@ -274,7 +244,7 @@ async def test_samples_of_one_model_are_drawn_at_the_sampling_temperature(
 async def test_a_juror_failing_after_its_retries_fails_the_evaluation(stub: OpenAIStub) -> None:
     stub.responder = jury_responder
     stub.add_fault("500", times=None, match='"model": "judge-b"')
-    judge = judge_for(stub, judge_models="judge-a,judge-b,judge-c", llm_max_retries=2)
+    judge = stub_judge(stub, judge_models="judge-a,judge-b,judge-c", llm_max_retries=2)
     with pytest.raises(JudgeError, match=r"juror 2 of 3 \(judge-b, sample 1\) failed") as caught:
         await judge.evaluate_turn(CASE)
     assert caught.value.attempts == 3
@@ -286,7 +256,7 @@ async def test_a_failed_juror_cancels_the_rest_of_the_jury(stub: OpenAIStub) -> 
     stub.timeout_sleep_s = 5.0
     stub.add_fault("timeout", times=None, match='"model": "judge-b"')  # a juror still thinking
     stub.add_fault("500", times=None, match='"model": "judge-a"')  # a juror that gives up
-    judge = judge_for(stub, judge_models="judge-a,judge-b", llm_max_retries=0, llm_timeout_s=10)
+    judge = stub_judge(stub, judge_models="judge-a,judge-b", llm_max_retries=0, llm_timeout_s=10)
     started = time.perf_counter()
     with pytest.raises(JudgeError, match="juror 1 of 2"):
         await judge.evaluate_turn(CASE)
@@ -294,16 +264,7 @@ async def test_a_failed_juror_cancels_the_rest_of_the_jury(stub: OpenAIStub) -> 
 
 
 def test_a_jury_builds_each_tool_schema_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nodes.judges.llm import structured
-
-    built: list[object] = []
-    convert = structured.convert_to_openai_tool
-
-    def counting(schema: Any) -> dict[str, Any]:
-        built.append(schema)
-        return convert(schema)
-
-    monkeypatch.setattr(structured, "convert_to_openai_tool", counting)
+    built = count_schema_builds(monkeypatch)
     judge = LLMJudge.from_settings(
         Settings(openai_base_url="http://127.0.0.1:9/v1", judge_models="a,b,c", judge_samples=2)
     )
@@ -393,7 +354,7 @@ FLOW = FlowCase("backend", "en", (CASE, TurnCase("backend", "en", 2, "Why?", "Be
 async def test_the_debate_makes_three_parallel_calls_then_a_verdict(stub: OpenAIStub) -> None:
     stub.responder = debate_responder
     stub.latency_s = 0.3
-    judge = judge_for(stub, holistic_mode="debate")
+    judge = stub_judge(stub, holistic_mode="debate")
     details = await judge.evaluate_flow(FLOW)
 
     assert stub.calls == 3 + 1
@@ -434,13 +395,13 @@ async def test_the_debate_makes_three_parallel_calls_then_a_verdict(stub: OpenAI
 async def test_a_failing_debater_fails_the_flow_without_a_verdict(stub: OpenAIStub) -> None:
     stub.responder = debate_responder
     stub.add_fault("500", times=None, match="candidate's ADVOCATE")
-    judge = judge_for(stub, holistic_mode="debate", llm_max_retries=1)
+    judge = stub_judge(stub, holistic_mode="debate", llm_max_retries=1)
     with pytest.raises(JudgeError, match="the debate's generous judge failed"):
         await judge.evaluate_flow(FLOW)
     assert all("CHAIR" not in r["messages"][0]["content"] for r in stub.requests)
 
 
 async def test_the_single_mode_is_the_default(stub: OpenAIStub) -> None:
-    details = await judge_for(stub).evaluate_flow(FLOW)
+    details = await stub_judge(stub).evaluate_flow(FLOW)
     assert stub.calls == 1 and details.debate is None
     assert "debate" not in details.to_json()

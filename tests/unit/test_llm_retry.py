@@ -8,15 +8,11 @@ without `choices` makes the openai SDK fail with a bare `TypeError`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
-from api.settings import Settings
-from nodes.judges.judge import JudgeError, TurnCase
-from nodes.judges.llm.judge import LLMJudge
+from nodes.judges.judge import JudgeError
 from nodes.judges.llm.retry import (
     MAX_BACKOFF_S,
     FinalLLMError,
@@ -25,44 +21,10 @@ from nodes.judges.llm.retry import (
     classify_failure,
 )
 from tests.support.openai_stub import FaultKind, OpenAIStub
+from tests.support.stub_judge import PAYMENT_CASE, stub_judge
 
-CASE = TurnCase(
-    position="backend",
-    language="en",
-    turn=1,
-    question="How would you make a payment endpoint safe to retry?",
-    answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
-    category="design",
-)
+CASE = PAYMENT_CASE
 MALFORMED: list[FaultKind] = ["no_choices", "empty_tool_call", "error_body", "malformed"]
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    _server.clear_faults()
-    _server.retry_after_s = None
-    _server.reset_stats()
-    yield _server
-    _server.clear_faults()
-    _server.retry_after_s = None
-
-
-def judge(stub: OpenAIStub, **overrides: Any) -> LLMJudge:
-    options: dict[str, Any] = {
-        "openai_base_url": stub.base_url,
-        "llm_model": "stub",
-        "llm_max_retries": 2,
-        "llm_backoff_s": 0.01,
-        "llm_timeout_s": 5.0,
-    }
-    options.update(overrides)
-    return LLMJudge.from_settings(Settings(**options))
 
 
 @pytest.mark.parametrize("kind", MALFORMED)
@@ -70,7 +32,7 @@ async def test_each_malformed_reply_is_retried_and_usage_summed(
     stub: OpenAIStub, kind: FaultKind
 ) -> None:
     stub.add_fault(kind, times=1)
-    details = await judge(stub).evaluate_turn(CASE)
+    details = await stub_judge(stub).evaluate_turn(CASE)
     assert stub.calls == 2
     assert details.usage is not None and details.usage.calls == 2
     assert 0 <= details.score <= 100
@@ -82,7 +44,7 @@ async def test_a_malformed_reply_every_time_is_a_judge_error_after_all_attempts(
 ) -> None:
     stub.add_fault(kind, times=None)
     with pytest.raises(JudgeError) as raised:
-        await judge(stub).evaluate_turn(CASE)
+        await stub_judge(stub).evaluate_turn(CASE)
     assert raised.value.attempts == 3 and stub.calls == 3
     assert "after 3 attempts" in str(raised.value)
 
@@ -91,13 +53,13 @@ async def test_retry_after_is_honoured(stub: OpenAIStub) -> None:
     stub.retry_after_s = 0.4
     stub.add_fault("429", times=1)
     began = time.perf_counter()
-    await judge(stub, llm_backoff_s=0.001).evaluate_turn(CASE)
+    await stub_judge(stub, llm_backoff_s=0.001).evaluate_turn(CASE)
     assert time.perf_counter() - began >= 0.4
     assert stub.calls == 2
 
 
 async def test_a_refused_request_is_not_retried(stub: OpenAIStub) -> None:
-    failing = judge(stub, openai_base_url=stub.base_url.replace("/v1", "/nowhere"))
+    failing = stub_judge(stub, openai_base_url=stub.base_url.replace("/v1", "/nowhere"))
     with pytest.raises(JudgeError) as raised:
         await failing.evaluate_turn(CASE)
     assert raised.value.attempts == 1 and "not retried" in str(raised.value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
@@ -43,26 +42,6 @@ class Verdict(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     notes: str | None = None
     criteria: list[Criterion]
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OpenAIStub]:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def stub(_server: OpenAIStub) -> Iterator[OpenAIStub]:
-    """The shared stub with faults, latency and statistics reset around each test."""
-    _server.clear_faults()
-    _server.latency_s = 0.0
-    _server.timeout_sleep_s = 30.0
-    _server.responder = None
-    _server.reset_stats()
-    yield _server
-    _server.clear_faults()
-    _server.latency_s = 0.0
-    _server.responder = None
 
 
 def make_llm(stub: OpenAIStub, timeout: float = 5.0) -> ChatOpenAI:

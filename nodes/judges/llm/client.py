@@ -60,6 +60,7 @@ __all__ = [
     "call_structured",
     "describe",
     "make_chat_model",
+    "make_endpoint_client",
     "make_openai_client",
     "structured_call",
 ]
@@ -150,9 +151,23 @@ def make_openai_client(settings: JudgeSettings) -> AsyncOpenAI:
     Raises:
         LLMConfigurationError: Neither OPENAI_API_KEY nor OPENAI_BASE_URL is set.
     """
+    return _sdk_client(settings.openai_base_url or None, _api_key(settings), settings)
+
+
+def make_endpoint_client(settings: JudgeSettings, endpoint: str) -> AsyncOpenAI:
+    """The SDK client of a jury endpoint (JUDGE_MODELS `model@endpoint`), as the judge's own.
+
+    Its key is the endpoint's JUDGE_API_KEYS entry, else the placeholder of keyless local
+    servers (never OPENAI_API_KEY: see `JudgeSettings.endpoint_api_key`).
+    """
+    key = settings.endpoint_api_key(endpoint) or SecretStr(PLACEHOLDER_API_KEY)
+    return _sdk_client(endpoint, key, settings)
+
+
+def _sdk_client(base_url: str | None, api_key: SecretStr, settings: JudgeSettings) -> AsyncOpenAI:
     client = AsyncOpenAI(
-        api_key=_api_key(settings).get_secret_value(),
-        base_url=settings.openai_base_url or None,
+        api_key=api_key.get_secret_value(),
+        base_url=base_url,
         timeout=settings.llm_timeout_s,
         max_retries=0,
         http_client=DefaultAioHttpClient(timeout=settings.llm_timeout_s),

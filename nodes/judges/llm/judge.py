@@ -18,9 +18,10 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
+from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -49,6 +50,7 @@ from nodes.judges.judge import FlowCase, JudgeError, TurnCase
 from nodes.judges.llm.client import (
     ConcurrencyLimit,
     call_structured,
+    make_endpoint_client,
     make_openai_client,
     structured_call,
 )
@@ -326,6 +328,7 @@ class LLMJudge:
         guard: HeuristicJudge | None = None,
         jurors: Sequence[Juror] | None = None,
         holistic_mode: Literal["single", "debate"] = "single",
+        endpoints: Mapping[str, AsyncOpenAI] | None = None,
     ) -> None:
         """Wrap a chat model.
 
@@ -348,6 +351,10 @@ class LLMJudge:
                 A langchain chat model cannot switch models: its jurors are samples of it.
             holistic_mode: "debate" = the HOLISTIC_FLOW is argued by a strict, a generous and
                 a neutral judge in parallel, then decided by a verdict call (4 calls).
+            endpoints: The SDK client of every other endpoint a juror sits on (its
+                `Juror.endpoint`), owned by this judge from now on (closed by `aclose`). Each
+                endpoint has its own limiter of `max_concurrency`: rate limits are per
+                provider, so a 429 from one server must not halve the others' windows.
         """
         self._holistic_mode = holistic_mode
         self._guard = guard
@@ -358,28 +365,46 @@ class LLMJudge:
             or type(chat_model).__name__
         )
         self._limit = ConcurrencyLimit(max_concurrency)
+        self._endpoints = dict(endpoints or {})
+        self._limits = {url: ConcurrencyLimit(max_concurrency) for url in self._endpoints}
         self._max_retries = max_retries
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
         self._jurors = tuple(jurors or (Juror(self._model_name, 1, 0.0),))
         if not self._jurors:
             raise ValueError("a jury needs at least one juror")
+        unserved = sorted({str(j.endpoint) for j in self._jurors} - {"None", *self._endpoints})
+        if unserved:
+            raise ValueError(f"no client for the juror endpoints {', '.join(unserved)}")
+        self._hosts = [self._host(juror) for juror in self._jurors]
         self._turn_calls = self._calls(TurnJudgement)
         self._flow_calls = self._calls(FlowJudgement)
         self._prompt_version = prompt_version()
 
     def _calls(self, schema: type[J]) -> list[StructuredCall[J]]:
-        """One request per juror, built now; jurors of one model and temperature share it."""
-        built: dict[tuple[str, float], StructuredCall[J]] = {}
+        """One request per juror, built now, shared by jurors of one endpoint, model, temperature.
+
+        Every SDK request shares the first one's tool schema.
+        """
+        built: dict[tuple[str | None, str, float], StructuredCall[J]] = {}
         first: StructuredCall[J] | None = None
         for juror in self._jurors:
-            key = (juror.model, juror.temperature)
+            key = (juror.endpoint, juror.model, juror.temperature)
             if key not in built:
+                client = self._endpoints[juror.endpoint] if juror.endpoint else self._chat_model
                 built[key] = structured_call(
-                    self._chat_model, schema, juror.model, juror.temperature, reuse=first
+                    client, schema, juror.model, juror.temperature, reuse=first
                 )
                 first = first or built[key]
-        return [built[(j.model, j.temperature)] for j in self._jurors]
+        return [built[(j.endpoint, j.model, j.temperature)] for j in self._jurors]
+
+    def _host(self, juror: Juror) -> str | None:
+        """`host:port` of the server a juror asks (None: a langchain chat model's, unknown)."""
+        if juror.endpoint is not None:
+            return urlsplit(juror.endpoint).netloc
+        if isinstance(self._chat_model, AsyncOpenAI):
+            return self._chat_model.base_url.netloc.decode()
+        return None
 
     @classmethod
     def from_settings(
@@ -388,14 +413,17 @@ class LLMJudge:
         chat_model: BaseChatModel | None = None,
         guard: HeuristicJudge | None = None,
     ) -> LLMJudge:
-        """The judge configured by LLM_* settings (the openai SDK unless a model is given)."""
+        """The judge configured by LLM_* settings (the openai SDK unless a model is given).
+
+        Jurors on other endpoints (JUDGE_MODELS `model@url`) get one SDK client per endpoint.
+        """
         jurors = seat_jurors(
-            settings.judge_models or [settings.llm_model],
-            settings.judge_samples,
-            settings.judge_sample_temperature,
+            settings.jury_models, settings.judge_samples, settings.judge_sample_temperature
         )
+        urls = dict.fromkeys(j.endpoint for j in jurors if j.endpoint is not None)
         return cls(
             chat_model if chat_model is not None else make_openai_client(settings),
+            endpoints={url: make_endpoint_client(settings, url) for url in urls},
             model_name=settings.llm_model,
             jurors=jurors,
             holistic_mode=settings.holistic_mode,
@@ -432,7 +460,9 @@ class LLMJudge:
         return self._limit
 
     async def aclose(self) -> None:
-        """Close the HTTP client (its aiohttp session), if the model has one."""
+        """Close the HTTP clients (their aiohttp sessions): the model's and every endpoint's."""
+        for endpoint in self._endpoints.values():
+            await endpoint.close()
         if isinstance(self._chat_model, AsyncOpenAI):
             await self._chat_model.close()
             return
@@ -465,13 +495,14 @@ class LLMJudge:
         return _bounded(details, inspection)
 
     async def _ask(
-        self, call: StructuredCall[J], messages: Sequence[BaseMessage]
+        self, juror: Juror, call: StructuredCall[J], messages: Sequence[BaseMessage]
     ) -> tuple[J, Usage, float]:
-        """One structured call with this judge's limiter, timeout and retries."""
+        """One structured call with the juror's endpoint's limiter, timeout and retries."""
+        limit = self._limits[juror.endpoint] if juror.endpoint else self._limit
         return await call_structured(
             call,
             messages,
-            limiter=self._limit.limiter(),
+            limiter=limit.limiter(),
             max_retries=self._max_retries,
             backoff_s=self._backoff_s,
             timeout_s=self._timeout_s,
@@ -490,7 +521,7 @@ class LLMJudge:
         """
 
         async def sit(juror: Juror, call: StructuredCall[J]) -> EvaluationDetails:
-            return verdict(*await self._ask(call, messages), juror)
+            return verdict(*await self._ask(juror, call, messages), juror)
 
         if len(self._jurors) == 1:
             return await sit(self._jurors[0], calls[0])
@@ -502,7 +533,8 @@ class LLMJudge:
                 for n, j in enumerate(self._jurors, start=1)
             ],
         )
-        return combine(self._jurors, verdicts, (time.perf_counter() - started) * 1000)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return combine(self._jurors, verdicts, latency_ms, self._hosts)
 
     async def _debate(
         self,
@@ -518,13 +550,14 @@ class LLMJudge:
         started = time.perf_counter()
         roles = tuple(DEBATE_ROLES)
         sides = await _all_or_none(
-            [self._ask(call, build_advocate_messages(case, role)) for role in roles],
+            [self._ask(juror, call, build_advocate_messages(case, role)) for role in roles],
             [f"the debate's {role} judge" for role in roles],
         )
         arguments = [verdict(*side, juror) for side in sides]
         (chair,) = await _all_or_none(
             [
                 self._ask(
+                    juror,
                     call,
                     build_verdict_messages(
                         case,

@@ -1,5 +1,9 @@
 """LLM juries: who sits on one (JUDGE_MODELS x JUDGE_SAMPLES) and how verdicts combine.
 
+A juror may sit on another OpenAI-compatible endpoint than the judge's (JUDGE_MODELS entry
+`model@http(s)://host/v1`): models from different providers disagree for different reasons,
+which is what a jury is for. `details.agreement.jurors[].endpoint` names each one's host.
+
 One verdict at temperature 0 says nothing about how much it can be trusted; several verdicts
 (samples of one model, or several models) do. The stored score is the **median** of the
 jurors' scores (robust to one outlier juror, unlike the mean), each criterion's score likewise,
@@ -32,6 +36,7 @@ from nodes.judges.details import (
     RubricScore,
     Usage,
 )
+from nodes.judges.settings import JuryModel
 
 #: Spread (0-100) at or under which a jury's agreement is `high`, then `medium`; else `low`.
 HIGH_AGREEMENT_SPREAD = 10.0
@@ -40,22 +45,30 @@ MEDIUM_AGREEMENT_SPREAD = 20.0
 
 @dataclass(frozen=True)
 class Juror:
-    """One seat of a jury: a model, its sample number and the temperature it samples at."""
+    """One seat of a jury: a model, its sample number, its temperature and its endpoint."""
 
     model: str
     sample: int
     temperature: float
+    endpoint: str | None = None
+    """Base URL of the OpenAI-compatible server it asks; None = the judge's own client."""
 
 
-def seat_jurors(models: Sequence[str], samples: int, sample_temperature: float) -> list[Juror]:
+def seat_jurors(
+    models: Sequence[str | JuryModel], samples: int, sample_temperature: float
+) -> list[Juror]:
     """The jury of `samples` verdicts from each of `models` (one juror = today's single call).
 
-    A single sample per model is drawn at temperature 0 (reproducible); repeated samples of
-    one model at temperature 0 would repeat each other, so they use `sample_temperature`.
+    A plain string is a model on the judge's own endpoint. A single sample per model is drawn
+    at temperature 0 (reproducible); repeated samples of one model at temperature 0 would
+    repeat each other, so they use `sample_temperature`.
     """
     temperature = 0.0 if samples == 1 else sample_temperature
+    seats = [JuryModel(m) if isinstance(m, str) else m for m in models]
     return [
-        Juror(model, sample, temperature) for model in models for sample in range(1, samples + 1)
+        Juror(seat.model, sample, temperature, seat.endpoint)
+        for seat in seats
+        for sample in range(1, samples + 1)
     ]
 
 
@@ -82,7 +95,10 @@ def _spread(values: Sequence[float]) -> float:
 
 
 def combine(
-    jurors: Sequence[Juror], verdicts: Sequence[EvaluationDetails], latency_ms: float
+    jurors: Sequence[Juror],
+    verdicts: Sequence[EvaluationDetails],
+    latency_ms: float,
+    hosts: Sequence[str | None] | None = None,
 ) -> EvaluationDetails:
     """One evaluation from a jury's verdicts (same order as `jurors`): medians + agreement.
 
@@ -90,6 +106,8 @@ def combine(
         jurors: The seats, in order.
         verdicts: Each juror's complete details.
         latency_ms: Wall time of the whole jury (its jurors ran in parallel).
+        hosts: Each juror's endpoint host (`host:port`), recorded beside its score; None =
+            not known (a langchain chat model).
     """
     scores = [v.score for v in verdicts]
     median = _median(scores)
@@ -119,11 +137,14 @@ def combine(
                 jurors=[
                     JurorScore(
                         model=j.model,
+                        endpoint=host,
                         sample=j.sample,
                         score=v.score,
                         rubrics={k: r.score for k, r in v.rubrics.items()},
                     )
-                    for j, v in zip(jurors, verdicts, strict=True)
+                    for j, v, host in zip(
+                        jurors, verdicts, hosts or [None] * len(jurors), strict=True
+                    )
                 ],
                 spread=spread,
                 stdev=round(statistics.pstdev(scores), 2),
