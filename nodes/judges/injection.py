@@ -197,8 +197,13 @@ def _has(text: str, words: tuple[str, ...]) -> bool:
     return has_phrase(text, words)
 
 
+@lru_cache(maxsize=8192)
 def classify(text: str) -> str | None:
-    """The injection code of one span (a sentence, clause or bracketed note), or None."""
+    """The injection code of one span (a sentence, clause or bracketed note), or None.
+
+    Pure, so cached: `scan` classifies each sentence twice (for the cleaned text and for
+    the bound without suspect sentences).
+    """
     cues = _cues()
     lowered = text.lower().strip()
     if not lowered:

@@ -16,7 +16,10 @@ import openai
 import pytest
 from langchain_core.exceptions import ModelRefusalError
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
+from openai import _base_client as sdk_base_client
+from openai.resources.chat.completions import completions as sdk_completions
 from pydantic import SecretStr, ValidationError
 
 from api.settings import Settings
@@ -499,17 +502,26 @@ async def test_stub_faults_forever_raise_judge_error(stub: OpenAIStub, kind: Any
 async def test_the_request_is_built_once_and_reused(
     stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The judge call's mechanism: the tool schema is built once per judgement type, and the
+    pre-built body goes to the SDK's `post` as it is: neither the SDK's request transform
+    (~4 ms of Python per call) nor its response models are built."""
     built = count_schema_builds(monkeypatch)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the judge call went through the SDK's transform or models")
+
+    monkeypatch.setattr(sdk_completions, "async_maybe_transform", refuse)
+    monkeypatch.setattr(sdk_base_client, "construct_type", refuse)
     settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
     client = make_openai_client(settings)
     sent: list[dict[str, Any]] = []
-    create = client.chat.completions.create
+    post = client.post
 
-    async def spy(**kwargs: Any) -> Any:
-        sent.append(kwargs)
-        return await create(**kwargs)
+    async def spy(path: str, **kwargs: Any) -> Any:
+        sent.append(kwargs["body"])
+        return await post(path, **kwargs)
 
-    client.chat.completions.create = spy  # type: ignore[method-assign]
+    client.post = spy  # type: ignore[method-assign]
     judge = LLMJudge(client, model_name="stub")
     assert built == [TurnJudgement, FlowJudgement]  # one schema build per judgement type
     for turn in (1, 2, 3):
@@ -525,6 +537,29 @@ async def test_the_request_is_built_once_and_reused(
     assert body["tools"][0]["function"]["name"] == "TurnJudgement"
     assert "rubrics" in body["tools"][0]["function"]["parameters"]["properties"]
     assert body["parallel_tool_calls"] is False and body["temperature"] == 0
+    assert body["stream"] is False and body["model"] == "stub"
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "TurnJudgement"}}
+
+
+async def test_a_wrapped_create_sees_every_judge_call(stub: OpenAIStub) -> None:
+    """A replaced `create` (LangSmith's wrap_openai) is called: tracing sees every call."""
+    settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
+    client = make_openai_client(settings)
+    seen: list[dict[str, Any]] = []
+    create = client.chat.completions.create
+
+    async def wrapper(**kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return await create(**kwargs)
+
+    client.chat.completions.create = wrapper  # type: ignore[method-assign]
+    judge = LLMJudge(client, model_name="stub")
+    details = await judge.evaluate_turn(turn_case())
+    await judge.aclose()
+    assert_valid(details)
+    assert details.usage is not None and details.usage.total_tokens > 0
+    assert len(seen) == 1 and stub.calls == 1
+    assert seen[0]["tools"][0]["function"]["name"] == "TurnJudgement"
 
 
 def test_langsmith_tracing_wraps_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -540,6 +575,9 @@ def test_langsmith_tracing_wraps_the_client(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert "langsmith" not in defined_in(plain.chat.completions.create)
     assert "langsmith" in defined_in(traced.chat.completions.create)  # a traced run
+    # the judge's call goes through the traced `create`; untraced, straight to `post`
+    assert structured.ToolCall(traced, "m", TurnJudgement).through_create
+    assert not structured.ToolCall(plain, "m", TurnJudgement).through_create
 
 
 async def test_stub_concurrency_is_bounded(stub: OpenAIStub) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import TypeAlias
 
 from nodes.judges.lexicons import load
 
@@ -133,10 +134,14 @@ def _word_pattern(needle: str, *, prefix: bool = False) -> re.Pattern[str]:
 
 
 def _contains(lowered: str, needle: str) -> bool:
-    """Whole-word match for Latin needles, substring match for Korean ones."""
-    if HANGUL.search(needle):
-        return needle in lowered
-    return _word_pattern(needle).search(lowered) is not None
+    """Whole-word match for Latin needles, substring match for Korean ones.
+
+    The substring test comes first: a needle absent from the text (nearly every one of the
+    hundreds of lexicon phrases tried per text) is ruled out without a regex search.
+    """
+    if needle not in lowered:
+        return False
+    return bool(HANGUL.search(needle)) or _word_pattern(needle).search(lowered) is not None
 
 
 def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
@@ -146,25 +151,70 @@ def find_phrases(text: str, phrases: Iterable[str]) -> list[str]:
     for phrase in phrases:
         if phrase.endswith("*"):
             stem = phrase[:-1]
-            if _word_pattern(stem, prefix=True).search(lowered):
+            if stem in lowered and _word_pattern(stem, prefix=True).search(lowered):
                 found.append(stem)
         elif phrase and _contains(lowered, phrase):
             found.append(phrase)
     return found
 
 
+#: What must follow a whole-word Latin phrase: no letter or digit.
+_WORD_END = r"(?![a-z0-9])"
+_Trie: TypeAlias = dict[str, "_Trie"]
+#: The key of a trie node that marks where phrases end; its value's keys are their ends.
+_ENDS = ""
+
+
+def _add(trie: _Trie, text: str, end: str) -> None:
+    node = trie
+    for char in text:
+        node = node.setdefault(char, {})
+    node.setdefault(_ENDS, {})[end] = {}
+
+
+def _render(node: _Trie) -> str:
+    """The alternation of the strings below `node`, each with its end condition."""
+    branches = [re.escape(char) + _render(child) for char, child in node.items() if char]
+    ends = node.get(_ENDS)
+    if ends is not None:  # a phrase ends here: unconditionally if any of them has no condition
+        branches.append("" if "" in ends else _WORD_END)
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+
 @lru_cache(maxsize=256)
 def _any_phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One alternation of every phrase, with the boundaries `find_phrases` applies to each."""
-    parts = []
+    """One pattern matching where any phrase matches, with the boundaries `find_phrases` uses.
+
+    It is the alternation of every phrase (a Latin phrase as a whole word, a word prefix for a
+    trailing *, a Korean phrase anywhere) written as a trie: alternatives that share a prefix
+    share one branch ("grade", "grader", "grading" -> ``grad(?:e(?:r|(?!...))|ing...)``) and
+    each top-level branch starts with its literal first character, so the regex engine only
+    tries the branches whose first character is at the current position (and skips positions
+    where none is) instead of every phrase at every position, ~10x faster. The strings it
+    matches at each position are exactly those of the flat alternation. The "not after a
+    letter or digit" condition of a word is checked after its first character
+    (``c(?<![a-z0-9]c)``), which is the same test.
+    """
+    words: dict[str, _Trie] = {}  # first character -> trie of the rest
+    korean: dict[str, _Trie] = {}
     for phrase in phrases:
         if phrase.endswith("*"):
-            parts.append(r"(?<![a-z0-9])" + re.escape(phrase[:-1]))
-        elif phrase and HANGUL.search(phrase):
-            parts.append(re.escape(phrase))
-        elif phrase:
-            parts.append(r"(?<![a-z0-9])" + re.escape(phrase) + r"(?![a-z0-9])")
-    return re.compile("|".join(parts)) if parts else None
+            text, end, tries = phrase[:-1], "", words
+        elif not phrase:
+            continue
+        elif HANGUL.search(phrase):
+            text, end, tries = phrase, "", korean
+        else:
+            text, end, tries = phrase, _WORD_END, words
+        if not text:  # a bare "*" matches every text
+            return re.compile("")
+        _add(tries.setdefault(text[0], {}), text[1:], end)
+    branches = [
+        re.escape(first) + "(?<![a-z0-9]" + re.escape(first) + ")" + _render(rest)
+        for first, rest in words.items()
+    ]
+    branches += [re.escape(first) + _render(rest) for first, rest in korean.items()]
+    return re.compile("|".join(branches)) if branches else None
 
 
 def has_phrase(text: str, phrases: tuple[str, ...]) -> bool:
@@ -172,7 +222,7 @@ def has_phrase(text: str, phrases: tuple[str, ...]) -> bool:
 
     A search over an alternation matches exactly when one of its alternatives matches
     somewhere, so the answer is the same; the injection detector asks this question dozens
-    of times per answer, over lexicons of hundreds of phrases (~6 ms per answer before).
+    of times per answer, over lexicons of dozens to hundreds of phrases.
     """
     pattern = _any_phrase_pattern(phrases)
     return pattern is not None and pattern.search(text.lower()) is not None
@@ -184,16 +234,31 @@ def canonical_terms(text: str) -> list[str]:
     return [g.id for g in term_groups() if any(_contains(lowered, v) for v in g.variants)]
 
 
+@cache
+def _longest_first() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each term group's id and variants, longest variant first (sorted once, not per text)."""
+    return tuple(
+        (group.id, tuple(sorted(group.variants, key=len, reverse=True))) for group in term_groups()
+    )
+
+
 def units_with_terms(text: str) -> set[str]:
     """Content units plus canonical term ids (so 'cache' and '캐시' share a unit).
 
     Words that belong to a term-map concept count once, as the concept, in either language.
+    The result is a new set each time (callers may change it); the work is cached per text:
+    a submission asks for the same question's units a dozen times.
     """
+    return set(_units_with_terms(text))
+
+
+@lru_cache(maxsize=8192)
+def _units_with_terms(text: str) -> frozenset[str]:
     lowered = text.lower()
     ids: list[str] = []
-    for group in term_groups():
+    for group_id, variants in _longest_first():
         hit = False
-        for variant in sorted(group.variants, key=len, reverse=True):
+        for variant in variants:
             if _contains(lowered, variant):
                 hit = True
                 if HANGUL.search(variant):
@@ -201,8 +266,8 @@ def units_with_terms(text: str) -> set[str]:
                 else:
                     lowered = _word_pattern(variant).sub(" ", lowered)
         if hit:
-            ids.append(group.id)
-    return set(content_units(lowered)) | {"term:" + t for t in ids}
+            ids.append(group_id)
+    return frozenset(content_units(lowered)) | {"term:" + t for t in ids}
 
 
 @cache

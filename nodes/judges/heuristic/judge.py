@@ -23,6 +23,7 @@ judge is the real judge; `details.judge.kind` says "heuristic".
 from __future__ import annotations
 
 import math
+import operator
 import time
 from array import array
 from collections import OrderedDict
@@ -64,7 +65,10 @@ Vector: TypeAlias = "array[float]"
 
 
 def _dot(a: Sequence[float], b: Sequence[float]) -> float:
-    return math.fsum(x * y for x, y in zip(a, b, strict=True))
+    """The exactly rounded dot product (`map` rather than a generator: the same products)."""
+    if len(a) != len(b):
+        raise ValueError(f"vectors of {len(a)} and {len(b)} dimensions")
+    return math.fsum(map(operator.mul, a, b))
 
 
 @lru_cache(maxsize=64)
@@ -151,6 +155,7 @@ class HeuristicJudge:
         self._model_name = model_name
         self._info = JudgeInfo(kind="heuristic", model=model_name, prompt_version=PROMPT_VERSION)
         self._cache: OrderedDict[str, Vector] = OrderedDict()
+        self._matches: OrderedDict[tuple[str, str, str], Reference] = OrderedDict()
 
     @property
     def kind(self) -> str:
@@ -200,10 +205,26 @@ class HeuristicJudge:
         entry = exact_entry(case.position, case.question)
         if entry is not None:
             return Reference(entry.points, "bank", entry)
-        candidates = position_entries(case.position)
-        if not candidates or not self._calibrated(normalise_language(language)):
+        key = (case.position, case.question, normalise_language(language))
+        matched = self._matches.get(key)
+        if matched is None:
+            matched = await self._bank_match(*key)
+            self._matches[key] = matched
+            if len(self._matches) > EMBEDDING_CACHE_SIZE:
+                self._matches.popitem(last=False)
+        return matched
+
+    async def _bank_match(self, position: str, question: str, language: str) -> Reference:
+        """The bank question closest to `question` when close enough, else the rubric.
+
+        A pure function of its arguments (the bank is packaged), so `reference` keeps it per
+        question: the turns of a batch share their questions, and the comparison with every
+        bank question of the position was most of the guards' time per turn.
+        """
+        candidates = position_entries(position)
+        if not candidates or not self._calibrated(language):
             return Reference((), "rubric")
-        (q_vec,) = await self._embed([case.question])
+        (q_vec,) = await self._embed([question])
         vectors = await self._embed([e.text for e in candidates])
         best, best_cos = None, -1.0
         for entry, vector in zip(candidates, vectors, strict=True):

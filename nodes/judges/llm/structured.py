@@ -3,7 +3,9 @@
 Two ways to make the attempt, behind one callable shape (`StructuredCall`):
 - `ToolCall`, the judge's hot path: the openai SDK called directly. The tool schema and every
   constant request field are built once, when the judge is built, and the same objects are
-  sent with every request; the reply's tool arguments are validated by the pydantic model.
+  sent with every request, through the client's `post` (no per-request transform of the body,
+  no response models; through `create` when LangSmith wraps it); the reply's tool arguments
+  are validated by the pydantic model.
   This replaces `ChatOpenAI.with_structured_output(include_raw=True)`, whose runnable chain
   (callback managers, config merging, the schema rebuilt from pydantic on every request) cost
   ~4.4 ms of Python per call, more than everything else on the evaluation path together.
@@ -26,7 +28,7 @@ from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, RequestOptions
 from pydantic import BaseModel, ValidationError
 
 from nodes.judges.llm.retry import describe
@@ -63,8 +65,32 @@ def openai_messages(messages: Sequence[BaseMessage]) -> list[Any]:
     return [{"role": _ROLES.get(m.type, m.type), "content": m.content} for m in messages]
 
 
+#: What `chat.completions.create` sends with its request: bearer authentication only.
+_REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
+
+
+def _wrapped(client: AsyncOpenAI) -> bool:
+    """Whether `chat.completions.create` was replaced on this client.
+
+    LangSmith's `wrap_openai` (or a test's spy) replaces it: every request must go through it.
+    """
+    return "create" in vars(client.chat.completions)
+
+
 class ToolCall(Generic[T]):
-    """A structured-output request through the openai SDK, built once per schema."""
+    """A structured-output request through the openai SDK, built once per schema.
+
+    The request body is complete when it is sent (the template + the messages), so it goes
+    to the SDK's `post` as it is: `chat.completions.create` would first walk it against the
+    SDK's TypedDict definitions (`async_maybe_transform`: ~4 ms of Python per judge call for
+    a body it leaves unchanged, since no field of ours has an alias or a date) and build
+    pydantic models of the reply (`construct_type`, ~0.7 ms) that we only read three fields
+    of. `post` is the same client: the same transport, headers and authentication, and
+    the same exceptions (`RateLimitError` with its Retry-After header, `APITimeoutError`,
+    `APIStatusError`) for `call_structured`'s retries and the limiter. When `create` has
+    been wrapped (LANGSMITH_TRACING=true: `wrap_openai` traces `create` calls), the call goes
+    through `create` so every judge call stays a LangSmith run.
+    """
 
     def __init__(
         self,
@@ -90,44 +116,79 @@ class ToolCall(Generic[T]):
             "stream": False,
         }
         self.client = client
+        self.through_create = _wrapped(client)
         self._create = client.chat.completions.create
 
     async def __call__(self, messages: Sequence[BaseMessage]) -> Attempt[T]:
         """Send the prompt; validate the tool call's arguments with the schema."""
-        response = await self._create(messages=openai_messages(messages), **self.template)
-        return self.read(response)
-
-    def read(self, response: Any) -> Attempt[T]:
-        """The attempt a chat-completion reply stands for (every malformation is retryable)."""
-        usage = getattr(response, "usage", None)
-        tokens = (
-            int(getattr(usage, "prompt_tokens", 0) or 0),
-            int(getattr(usage, "completion_tokens", 0) or 0),
-            int(getattr(usage, "total_tokens", 0) or 0),
+        body = {**self.template, "messages": openai_messages(messages)}
+        if self.through_create:
+            return self.read(await self._create(**body))
+        reply = await self.client.post(
+            "/chat/completions", cast_to=object, body=body, options=_REQUEST_OPTIONS
         )
-        choices = getattr(response, "choices", None)
-        if not choices:
-            error = getattr(response, "error", None)  # some gateways answer errors with a 200
+        return self.read(reply)
+
+    def read(self, response: object) -> Attempt[T]:
+        """The attempt a chat-completion reply stands for (every malformation is retryable).
+
+        `response` is the decoded JSON body (the lean path), the body's text when the server
+        did not call it JSON, or the SDK's `ChatCompletion` (through `create`).
+        """
+        data = _as_json(response)
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        tokens = (
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+            _count(usage.get("total_tokens")),
+        )
+        choices = data.get("choices")
+        if not choices or not isinstance(choices, list):
+            error = data.get("error")  # some gateways answer errors with a 200
             problem = f"error body: {str(error)[:300]}" if error else "no choices in the reply"
             return Attempt(None, *tokens, error=f"invalid structured output: {problem}")
-        message = choices[0].message
-        if getattr(message, "refusal", None):
+        message = choices[0].get("message") if isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            return Attempt(None, *tokens, error="invalid structured output: no message")
+        if message.get("refusal"):
             # At temperature 0 the same prompt is refused again: retrying only burns tokens.
             return Attempt(
-                None, *tokens, error=f"the model refused: {message.refusal}", retryable=False
+                None, *tokens, error=f"the model refused: {message['refusal']}", retryable=False
             )
-        calls = [c for c in message.tool_calls or () if getattr(c, "function", None)]
-        call = next((c for c in calls if c.function.name == self.tool_name), None)
-        if call is None:
+        functions = [
+            c["function"]
+            for c in message.get("tool_calls") or ()
+            if isinstance(c, dict) and isinstance(c.get("function"), dict)
+        ]
+        function = next((f for f in functions if f.get("name") == self.tool_name), None)
+        if function is None:
             return Attempt(
                 None, *tokens, error=f"invalid structured output: no {self.tool_name} tool call"
             )
         try:
-            arguments = json.loads(call.function.arguments or "", strict=False)
+            arguments = json.loads(function.get("arguments") or "", strict=False)
             parsed = self.schema.model_validate(arguments)
-        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, TypeError, ValidationError) as exc:  # JSONDecodeError: ValueError
             return Attempt(None, *tokens, error=f"invalid structured output: {describe(exc)}")
         return Attempt(parsed, *tokens)
+
+
+def _as_json(response: object) -> dict[str, Any]:
+    """The reply as a JSON object ({} when it is none: read as "no choices")."""
+    if isinstance(response, BaseModel):  # the SDK's ChatCompletion, through `create`
+        response = response.model_dump()
+    elif isinstance(response, str | bytes):  # JSON sent under another content type
+        try:
+            response = json.loads(response, strict=False)
+        except ValueError:
+            return {}
+    return response if isinstance(response, dict) else {}
+
+
+def _count(value: object) -> int:
+    """A token count from the usage block (0 when absent or not a number)."""
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 class ChatModelCall(Generic[T]):
