@@ -787,9 +787,8 @@ class InterviewService:
         """The stored transcript and evaluations of a session of `tenant`."""
         session_id = check_session_id(session_id)
         storage = self._services.storage
-        session = await self._owned(session_id, tenant)
-        transcript = await storage.sessions.get_transcript(session_id)
-        evaluations = await storage.evaluations.list_evaluations(session_id)
+        record = await storage.session_record(session_id, tenant=tenant)  # one transaction
+        session, transcript, evaluations = record.session, record.turns, record.evaluations
         by_turn = {
             e.turn: e.details for e in evaluations if e.evaluation_type is EvaluationType.TURN_EVAL
         }

@@ -3,11 +3,14 @@
 The API lifespan, the CLI and the notebooks all use `open_runtime`: storage (migrated, bank
 seeded), the judge and question generator from settings, the PostgreSQL checkpointer, and the
 compiled graph behind an `InterviewService`; then the start-up heap is frozen out of the GC's
-scans (`graph.heap`).
+scans (`graph.heap`). The embedding model loads in the background meanwhile (and the heap
+is frozen again once it is in).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from graph.heap import freeze_startup_heap
 from graph.services import Services, build_services
 from graph.state import InterviewState
 from storage.checkpoints import open_checkpointer
+from storage.embeddings import LazyEmbedder
 from storage.services import Storage
 
 #: Our types stored in checkpoints (the state travels inside `Send` packets); the TypedDicts
@@ -44,6 +48,7 @@ async def open_runtime(
     An injected `storage` is left open for its owner to close.
     """
     opened = storage or await Storage.open(settings, migrate=True, seed=True)
+    preloading = _preload_embedder(opened)
     try:
         services = await build_services(settings, storage=opened)
         try:
@@ -56,5 +61,21 @@ async def open_runtime(
         finally:
             await services.aclose_clients()
     finally:
+        if preloading is not None:  # never leave a thread importing torch at exit
+            await asyncio.to_thread(preloading.join)
         if storage is None:
             await opened.close()
+
+
+def _preload_embedder(storage: Storage) -> threading.Thread | None:
+    """Start loading the embedding model in the background, if it is not loaded yet.
+
+    The process is ready (the API answers /health) without waiting for torch and the model,
+    seconds of start-up; the first request that embeds (the judge's guards, similar-question
+    search) waits for the load. Once loaded, the heap is frozen again so that the model's
+    objects leave the GC's scans too (`graph.heap`).
+    """
+    embedder = storage.embedder
+    if isinstance(embedder, LazyEmbedder) and not embedder.loaded:
+        return embedder.preload(then=freeze_startup_heap)
+    return None

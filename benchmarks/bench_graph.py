@@ -12,7 +12,13 @@ be in flight: the physical limit is one round trip) and at the default:
 - 20 x 8 with the judge the app builds (guards and injection scan before each call), through
   the Python graph and through HTTP (`POST /submissions` x 20 at once, the real app
   in-process over ASGI, lifespan and all): the HTTP overhead is their ratio;
-- the floor: the same 180 requests sent at once by raw aiohttp, nothing else.
+- the floor: the same 180 requests sent at once by raw aiohttp, nothing else;
+- juries and the flow debate (issue 10): one session of 8 turns through the Python graph at
+  LLM_MAX_CONCURRENCY=256 with jury sizes 1 / 3 / 5 (JUDGE_SAMPLES) and HOLISTIC_MODE=debate:
+  wall time and LLM calls per session. Every juror of every item is in flight at once, so a
+  jury should cost about one round trip more than a single judge, not one per juror; the
+  debate adds one sequential round trip (the verdict after the advocates). Target: a jury of
+  3 costs at most 1.2 x the single judge's wall time.
 Reported per case: LLM calls, the stub's maximum in flight, the judge limiter's peak (the
 effective concurrency, AIMD), client CPU per LLM call (this process's CPU time / calls:
 graph, judge, HTTP client, storage client), time spent in garbage collection, the 1-minute
@@ -54,6 +60,7 @@ from nodes.judges.llm.limiter import AdaptiveLimiter
 from nodes.judges.llm.prompts import build_turn_messages
 from nodes.judges.llm.structured import openai_messages
 from nodes.judges.settings import JudgeKind
+from nodes.question_generation import BankQuestionGenerator
 from storage.embeddings import load_embedder
 from storage.services import Storage
 
@@ -62,6 +69,22 @@ SINGLE_TURNS = (4, 8, 16, 32)
 BATCH_SESSIONS, BATCH_TURNS = 20, 8
 REPEATS = 3
 HIGH_CONCURRENCY = 256
+JURY_TURNS = 8
+#: (case name, settings overrides) of the jury rows
+JURY_CASES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("single judge", {}),
+    ("jury of 3 (JUDGE_SAMPLES=3)", {"judge_samples": 3}),
+    ("jury of 5 (JUDGE_SAMPLES=5)", {"judge_samples": 5}),
+    ("debate (HOLISTIC_MODE=debate)", {"holistic_mode": "debate"}),
+    ("jury of 3 + debate", {"judge_samples": 3, "holistic_mode": "debate"}),
+)
+JURY_HEADERS = [
+    "case",
+    "LLM calls / session",
+    "max in flight",
+    "wall s median (min-max)",
+    "x single",
+]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -146,7 +169,7 @@ def _transcript(turns: int, salt: str) -> list[dict[str, str]]:
     ]
 
 
-def _graph_input(turns: int) -> dict[str, Any]:
+def _graph_input(turns: int) -> Any:  # a partial state: the graph fills in the defaults
     return {
         "session_id": str(uuid.uuid4()),
         "participant_id": "bench",
@@ -319,6 +342,47 @@ async def _http_case(
     return f"HTTP {BATCH_SESSIONS} x {BATCH_TURNS}, app judge (guards)", result
 
 
+async def _jury_cases(
+    storage: Storage, stub: RemoteStub, base: Settings
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    """One session of `JURY_TURNS` turns per jury/debate setting: results and table rows."""
+    graph = build_graph()
+    results: dict[str, Any] = {}
+    rows: list[list[Any]] = []
+    single: float | None = None
+    for name, overrides in JURY_CASES:
+        settings = _llm_settings(stub, HIGH_CONCURRENCY, base).model_copy(update=overrides)
+        judge = LLMJudge.from_settings(settings)
+        bound = Services(
+            storage=storage,
+            judge=judge,
+            question_generator=BankQuestionGenerator(storage.questions),
+        )
+
+        async def run_once(bound: Services = bound) -> None:
+            with use_services(bound):
+                result = await graph.ainvoke(_graph_input(JURY_TURNS))
+            assert result["status"] == "completed"
+
+        await run_once()  # warm-up: connections
+        result = await _measure(run_once, stub, judge.limit.limiter())
+        await judge.aclose()
+        wall = result["wall_s_median"]
+        single = single or wall
+        print(name, result, flush=True)
+        results[name] = result
+        rows.append(
+            [
+                name,
+                result["llm_calls"],
+                result["max_in_flight"],
+                f"{wall} ({result['wall_s_min']}-{result['wall_s_max']})",
+                round(wall / single, 2),
+            ]
+        )
+    return results, rows
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -403,7 +467,11 @@ async def run() -> dict[str, Any]:
                     floor,
                 )
             )
+            data["jury"], jury_rows = await _jury_cases(storage, stub, base)
     print_table("Evaluation hot path, LLM at 300 ms", headers, rows)
+    print_table(
+        f"Juries and debate, 1 session x {JURY_TURNS} turns, LLM at 300 ms", JURY_HEADERS, jury_rows
+    )
     startup = measure_startup(
         {
             "JUDGE": "llm",
@@ -425,6 +493,12 @@ async def run() -> dict[str, Any]:
                 "rows": rows,
             },
             {
+                "title": f"Juries and the flow debate: 1 session x {JURY_TURNS} turns, stub LLM "
+                "at 300 ms, LLM_MAX_CONCURRENCY=256 (median/min/max of 3)",
+                "headers": JURY_HEADERS,
+                "rows": jury_rows,
+            },
+            {
                 "title": "Start-up of `turnjudge serve` (JUDGE=llm)",
                 "headers": ["ready s", "RSS MB"],
                 "rows": [[startup["ready_s"], startup["rss_mb"]]],
@@ -443,6 +517,9 @@ async def run() -> dict[str, Any]:
             "with the load average beside them.",
             "Targets (issue 9): 1 x 32 <= 0.50 s, 20 x 8 <= 1.0 s, HTTP <= 1.15 x the "
             "Python path, client CPU <= 3 ms per call.",
+            "Juries (issue 10): the LLM judge built from settings (no guards); LLM calls = "
+            "TURN_EVALs x jurors + the HOLISTIC_FLOW (x jurors, or 3 + 1 in debate mode). "
+            "Target: a jury of 3 <= 1.2 x the single judge's wall time.",
         ],
         "data": data,
     }

@@ -19,7 +19,6 @@ from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
 from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError
-from storage.models import EvaluationType
 from storage.sessions import TranscriptTurn
 from storage.settings import DEFAULT_TENANT
 from storage.views import TurnView
@@ -77,30 +76,31 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
     services = await resolve_services(runtime.context)
     store = services.storage.sessions
     session_id = _session_id(state, config)
-    if state.mode == "submission" and not state.transcript:
-        session = await store.get_session(session_id)  # re-evaluating a stored session
-    else:
-        session = await store.create_session(
+    tenant = str(config.get("configurable", {}).get("tenant") or DEFAULT_TENANT)
+    profile: dict[str, Any] = {
+        "participant_id": state.participant_id,
+        "exam_id": state.exam_id,
+        "position": state.position,
+        "language": state.language,
+        "max_turns": max(state.max_turns, len(state.transcript)),
+        "metadata": state.metadata,
+        "tenant": tenant,
+    }
+    if state.mode == "submission":
+        # One transaction: the session, its transcript and what is evaluated already.
+        start = await store.open_submission(
             session_id=session_id,
-            participant_id=state.participant_id,
-            exam_id=state.exam_id,
-            position=state.position,
-            language=state.language,
-            max_turns=max(state.max_turns, len(state.transcript)),
-            metadata=state.metadata,
-            tenant=str(config.get("configurable", {}).get("tenant") or DEFAULT_TENANT),
-        )
-    if session.is_ended:
-        raise SessionEndedError(session.id)
-    if state.mode == "submission" and state.transcript:
-        views = await store.save_transcript(
-            session.id,
-            [
+            transcript=[
                 TranscriptTurn(item["question"], item["answer"], emotion=item.get("emotion"))
                 for item in state.transcript
             ],
+            **profile,
         )
+        session, views = start.session, start.turns
     else:
+        session = await store.create_session(session_id=session_id, **profile)
+        if session.is_ended:
+            raise SessionEndedError(session.id)
         views = await store.get_transcript(session.id)
     update: dict[str, Any] = {
         "session_id": str(session.id),
@@ -118,12 +118,11 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
             raise InvalidInterviewInputError(
                 f"session {session.id} has no answered turn to evaluate; submit a transcript"
             )
-        stored = await services.storage.evaluations.list_evaluations(session.id)
-        evaluated = {e.turn for e in stored if e.evaluation_type is EvaluationType.TURN_EVAL}
-        has_holistic = any(e.evaluation_type is EvaluationType.HOLISTIC_FLOW for e in stored)
-        pending = [turn for turn in answered if state.reevaluate or turn not in evaluated]
+        pending = [
+            turn for turn in answered if state.reevaluate or turn not in start.evaluated_turns
+        ]
         services.storage.turn_writes.expect(session.id, pending)  # stored in one statement
         update["pending_turns"] = pending
-        update["holistic_pending"] = state.reevaluate or not has_holistic
+        update["holistic_pending"] = state.reevaluate or not start.has_holistic
         update["status"] = "evaluating"
     return update

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import NullPool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,6 +31,9 @@ from storage.urls import (
     parse_database_url,
     with_search_path,
 )
+
+#: Session-lock connections kept open between holds (`Database.lock_engine`).
+IDLE_LOCK_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,25 @@ class Database:
         self.engine = engine
         self.urls = urls
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        self._lock_engine: AsyncEngine | None = None
+
+    def lock_engine(self) -> AsyncEngine:
+        """A second engine on the same database for session locks (`storage.locks`).
+
+        Its own pool, never the main one: a lock held for a whole graph run must not take a
+        connection the run itself needs. It keeps `IDLE_LOCK_CONNECTIONS` open and has no
+        upper bound (max_overflow=-1), so taking a lock never waits for a connection.
+        Disposed with the database.
+        """
+        if self._lock_engine is None:
+            self._lock_engine = create_async_engine(
+                self.urls.sqlalchemy,
+                pool_size=IDLE_LOCK_CONNECTIONS,
+                max_overflow=-1,
+                pool_pre_ping=True,
+                connect_args=asyncpg_connect_args(self.urls.sqlalchemy),
+            )
+        return self._lock_engine
 
     @classmethod
     async def connect(cls, settings: StorageSettings) -> Database:
@@ -134,11 +157,24 @@ class Database:
         async with self.sessionmaker.begin() as session:
             yield session
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in a transaction (committed on success, rolled back on error).
+
+        For the hot paths that only run Core statements: no ORM session, no identity map,
+        one pooled connection for the whole unit of work.
+        """
+        async with self.engine.begin() as connection:
+            yield connection
+
     async def session(self) -> AsyncIterator[AsyncSession]:
         """FastAPI dependency: one session per request, committed when the handler succeeds."""
         async with self.transaction() as session:
             yield session
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (the lock engine's too)."""
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()
+            self._lock_engine = None
         await self.engine.dispose()

@@ -12,15 +12,18 @@ Vectors are L2-normalised so cosine distance and dot product agree.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Protocol
 
 from storage.settings import EmbeddingBackend, StorageSettings
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
+
+logger = logging.getLogger(__name__)
 
 
 class EmbeddingDimensionError(ValueError):
@@ -143,6 +146,69 @@ def load_embedder(settings: StorageSettings) -> Embedder:
             "recreate the questions table (its vector column has the old size)"
         )
     return embedder
+
+
+class LazyEmbedder:
+    """The configured embedder, loaded on first use or in the background, never twice.
+
+    Importing torch and sentence-transformers and loading the model is most of a process's
+    start-up (seconds, ~500 MB). Many processes never embed (`turnjudge migrate`, exports,
+    reports), and a server can answer /health while the model loads: `preload()` starts the
+    load in a thread, and a call that needs the model waits for it (callers embed off the
+    event loop, `aembed_queries`). `dim` is the configured EMBEDDING_DIM, which the model's
+    own dimension is checked against when it loads (`EmbeddingDimensionError` then, and on
+    every later use: nothing is embedded with the wrong model).
+    """
+
+    def __init__(self, settings: StorageSettings) -> None:
+        """Remember what to load; load nothing yet."""
+        self._settings = settings
+        self._model: Embedder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        """The configured dimension (the loaded model must match it)."""
+        return self._settings.embedding_dim
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._model is not None
+
+    def load(self) -> Embedder:
+        """The model, loaded now if nobody has (blocking: call it off the event loop)."""
+        with self._lock:
+            if self._model is None:
+                self._model = load_embedder(self._settings)
+            return self._model
+
+    def preload(self, then: Callable[[], object] | None = None) -> threading.Thread:
+        """Load the model in a background thread, then call `then` (e.g. re-freeze the heap).
+
+        A failure is logged; the next use tries again and raises it to its caller.
+        """
+
+        def run() -> None:
+            try:
+                self.load()
+            except Exception:
+                logger.exception("loading the embedding model in the background failed")
+                return
+            if then is not None:
+                then()
+
+        thread = threading.Thread(target=run, name="embedder-preload", daemon=True)
+        thread.start()
+        return thread
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed with the model (loading it first if needed)."""
+        return self.load().embed_queries(texts)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed with the model (loading it first if needed)."""
+        return self.load().embed_documents(texts)
 
 
 async def aembed_queries(embedder: Embedder, texts: Sequence[str]) -> list[list[float]]:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Result, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Integer
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import Boolean, Integer
 
 from storage.database import Database
 from storage.emotions import summarise
@@ -34,8 +34,9 @@ from storage.errors import (
     TurnNotAnsweredError,
     TurnNotFoundError,
 )
-from storage.models import EvaluationType, PromptEvaluation, PromptMessage, PromptSession
-from storage.views import EvaluationView, SavedEvaluation
+from storage.models import EVALUATIONS, MESSAGES, SESSIONS, EvaluationType
+from storage.sessions import lock_session
+from storage.views import EVALUATION_COLUMNS, EvaluationView, SavedEvaluation, joined_views
 
 
 @dataclass(frozen=True)
@@ -131,18 +132,48 @@ _END_SESSION = text(
 )
 
 
-async def _session_emotion(s: AsyncSession, session_id: uuid.UUID) -> dict[str, Any] | None:
-    """Seed 000 §4.2 summary of the session: means over its answered turns with data."""
-    rows = await s.scalars(
-        select(PromptMessage.emotion_summary)
-        .where(
-            PromptMessage.session_id == session_id,
-            PromptMessage.answer_text.is_not(None),
-            PromptMessage.emotion_summary.is_not(None),
-        )
-        .order_by(PromptMessage.turn)
+#: Everything `close_session` checks, read in one statement once the session row is locked
+#: (a statement of its own, so that it sees what committed while it waited for the lock).
+_COMPLETENESS = (
+    text(
+        """
+    SELECT
+      ARRAY(SELECT m.turn FROM prompt_messages AS m
+            WHERE m.session_id = :id AND m.answer_text IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM prompt_evaluations AS e
+                              WHERE e.session_id = m.session_id AND e.turn = m.turn
+                                AND e.evaluation_type = 'TURN_EVAL')
+            ORDER BY m.turn) AS missing_turns,
+      EXISTS (SELECT 1 FROM prompt_evaluations AS e
+              WHERE e.session_id = :id AND e.evaluation_type = 'HOLISTIC_FLOW') AS has_holistic,
+      (SELECT coalesce(jsonb_agg(m.emotion_summary ORDER BY m.turn), '[]'::jsonb)
+       FROM prompt_messages AS m
+       WHERE m.session_id = :id AND m.answer_text IS NOT NULL
+         AND m.emotion_summary IS NOT NULL) AS emotions
+    """
     )
-    return summarise([row for row in rows if row is not None])
+    .bindparams(bindparam("id", type_=UUID(as_uuid=True)))
+    .columns(missing_turns=ARRAY(Integer), has_holistic=Boolean, emotions=JSONB)
+)
+
+_FIRST_ANSWERED = text(
+    "SELECT turn FROM prompt_messages WHERE session_id = :id AND answer_text IS NOT NULL "
+    "ORDER BY turn LIMIT 1"
+).bindparams(bindparam("id", type_=UUID(as_uuid=True)))
+
+
+@dataclass(frozen=True)
+class _Completeness:
+    """What is still missing before a session may close, and its turns' emotion summaries."""
+
+    missing_turns: list[int]
+    holistic_missing: bool
+    emotions: list[dict[str, Any]]
+
+    @classmethod
+    async def read(cls, c: AsyncConnection, session_id: uuid.UUID) -> _Completeness:
+        row = (await c.execute(_COMPLETENESS, {"id": session_id})).one()
+        return cls(list(row.missing_turns), not row.has_holistic, list(row.emotions))
 
 
 def _saved(result: Result[Any]) -> list[SavedEvaluation]:
@@ -152,29 +183,17 @@ def _saved(result: Result[Any]) -> list[SavedEvaluation]:
     ]
 
 
-def _view(row: PromptEvaluation) -> EvaluationView:
-    return EvaluationView(
-        id=row.id,
-        session_id=row.session_id,
-        turn=row.turn,
-        evaluation_type=row.evaluation_type,
-        details=dict(row.details),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-async def _explain_rejected_turn(s: AsyncSession, session_id: uuid.UUID, turn: int) -> Exception:
+async def _explain_rejected_turn(c: AsyncConnection, session_id: uuid.UUID, turn: int) -> Exception:
     """Why a TURN_EVAL row was filtered out of the upsert: the typed error to raise."""
-    session_row = await s.get(PromptSession, session_id)
-    if session_row is None:
+    ended_at = (
+        await c.execute(select(SESSIONS.c.ended_at).where(SESSIONS.c.id == session_id))
+    ).one_or_none()
+    if ended_at is None:
         return SessionNotFoundError(session_id)
-    if session_row.ended_at is not None:
+    if ended_at[0] is not None:
         return SessionEndedError(session_id)
-    message = await s.scalar(
-        select(PromptMessage).where(
-            PromptMessage.session_id == session_id, PromptMessage.turn == turn
-        )
+    message = await c.scalar(
+        select(MESSAGES.c.id).where(MESSAGES.c.session_id == session_id, MESSAGES.c.turn == turn)
     )
     if message is None:
         return TurnNotFoundError(session_id, turn)
@@ -220,8 +239,8 @@ class EvaluationStorageService:
                 details_list.append(validate_details(item.details))
             except InvalidDetailsError as exc:
                 raise InvalidDetailsError(f"item {index} (turn {turn}): {exc}") from exc
-        async with self._db.transaction() as s:
-            result = await s.execute(
+        async with self._db.connection() as c:
+            result = await c.execute(
                 _UPSERT_TURN_EVALS,
                 {
                     "session_ids": [item.session_id for item in items],
@@ -233,7 +252,7 @@ class EvaluationStorageService:
             if len(saved) != len(items):
                 stored = {(row.session_id, row.turn) for row in saved}
                 missing = next(key for key in seen if key not in stored)
-                raise await _explain_rejected_turn(s, *missing)  # rolls the batch back
+                raise await _explain_rejected_turn(c, *missing)  # rolls the batch back
             by_key = {(row.session_id, row.turn): row for row in saved}
             return [by_key[(item.session_id, item.turn)] for item in items]
 
@@ -242,14 +261,14 @@ class EvaluationStorageService:
     ) -> SavedEvaluation:
         """Upsert the HOLISTIC_FLOW of the session."""
         payload = validate_details(details)
-        async with self._db.transaction() as s:
-            result = await s.execute(
+        async with self._db.connection() as c:
+            result = await c.execute(
                 _UPSERT_HOLISTIC, {"session_id": session_id, "details": payload}
             )
             saved = _saved(result)
             if not saved:
-                session_row = await s.get(PromptSession, session_id)
-                if session_row is None:
+                exists = await c.scalar(select(SESSIONS.c.id).where(SESSIONS.c.id == session_id))
+                if exists is None:
                     raise SessionNotFoundError(session_id)
                 raise SessionEndedError(session_id)
             return saved[0]
@@ -283,16 +302,8 @@ class EvaluationStorageService:
         self, session_id: uuid.UUID, evaluation_type: EvaluationType | None = None
     ) -> list[EvaluationView]:
         """The session's evaluations, turns in order, HOLISTIC_FLOW last."""
-        async with self._db.transaction() as s:
-            if await s.get(PromptSession, session_id) is None:
-                raise SessionNotFoundError(session_id)
-            query = select(PromptEvaluation).where(PromptEvaluation.session_id == session_id)
-            if evaluation_type is not None:
-                query = query.where(PromptEvaluation.evaluation_type == evaluation_type)
-            rows = await s.scalars(
-                query.order_by(PromptEvaluation.turn.asc().nulls_last(), PromptEvaluation.id)
-            )
-            return [_view(row) for row in rows]
+        async with self._db.connection() as c:
+            return await evaluations_of(c, session_id, evaluation_type)
 
     async def get_holistic_evaluation(self, session_id: uuid.UUID) -> EvaluationView | None:
         """The session's HOLISTIC_FLOW, or None if not stored yet."""
@@ -301,60 +312,33 @@ class EvaluationStorageService:
 
     async def missing_evaluations(self, session_id: uuid.UUID) -> tuple[list[int], bool]:
         """Answered turns without a TURN_EVAL, and whether the HOLISTIC_FLOW is missing."""
-        async with self._db.transaction() as s:
-            return await self._missing(s, session_id)
-
-    @staticmethod
-    async def _missing(s: AsyncSession, session_id: uuid.UUID) -> tuple[list[int], bool]:
-        turns = await s.scalars(
-            select(PromptMessage.turn)
-            .outerjoin(
-                PromptEvaluation,
-                (PromptEvaluation.session_id == PromptMessage.session_id)
-                & (PromptEvaluation.turn == PromptMessage.turn)
-                & (PromptEvaluation.evaluation_type == EvaluationType.TURN_EVAL),
-            )
-            .where(
-                PromptMessage.session_id == session_id,
-                PromptMessage.answer_text.is_not(None),
-                PromptEvaluation.id.is_(None),
-            )
-            .order_by(PromptMessage.turn)
-        )
-        holistic = await s.scalar(
-            select(PromptEvaluation.id).where(
-                PromptEvaluation.session_id == session_id,
-                PromptEvaluation.evaluation_type == EvaluationType.HOLISTIC_FLOW,
-            )
-        )
-        return list(turns), holistic is None
+        async with self._db.connection() as c:
+            state = await _Completeness.read(c, session_id)
+        return state.missing_turns, state.holistic_missing
 
     async def close_session(self, session_id: uuid.UUID) -> datetime:
         """Set `ended_at` once every answered turn has a TURN_EVAL and a HOLISTIC_FLOW exists.
 
         Idempotent: closing an ended session returns its `ended_at` unchanged. While anything
-        is missing it raises `SessionIncompleteError` and the session stays open.
+        is missing it raises `SessionIncompleteError` and the session stays open. Three
+        statements: lock the row, read what is missing and the turns' emotion summaries (one
+        statement, after the lock), set `ended_at` with the session's emotion summary.
         """
-        async with self._db.transaction() as s:
-            row = await s.get(PromptSession, session_id, with_for_update=True)
-            if row is None:
-                raise SessionNotFoundError(session_id)
-            if row.ended_at is not None:
-                return row.ended_at
-            missing_turns, holistic_missing = await self._missing(s, session_id)
-            if missing_turns or holistic_missing:
+
+        async def complete(c: AsyncConnection) -> dict[str, Any] | None:
+            state = await _Completeness.read(c, session_id)
+            if state.missing_turns or state.holistic_missing:
                 parts = []
-                if missing_turns:
-                    parts.append(f"TURN_EVAL missing for turns {missing_turns}")
-                if holistic_missing:
+                if state.missing_turns:
+                    parts.append(f"TURN_EVAL missing for turns {state.missing_turns}")
+                if state.holistic_missing:
                     parts.append("HOLISTIC_FLOW missing")
                 raise SessionIncompleteError(
                     f"session {session_id} cannot be closed: {'; '.join(parts)}"
                 )
-            emotion = await _session_emotion(s, session_id)
-            ended_at = await s.scalar(_END_SESSION, {"id": session_id, "emotion": emotion})
-            assert isinstance(ended_at, datetime)
-            return ended_at
+            return summarise(state.emotions)
+
+        return await self._end(session_id, complete)
 
     async def abandon_session(self, session_id: uuid.UUID) -> datetime:
         """End a session in which no turn was answered: `ended_at` set, nothing evaluated.
@@ -367,25 +351,56 @@ class EvaluationStorageService:
         takes) means an answer arriving at the same moment is either stored first (and then
         refuses the abandon) or refused as `SessionEndedError`.
         """
-        async with self._db.transaction() as s:
-            row = await s.get(PromptSession, session_id, with_for_update=True)
-            if row is None:
-                raise SessionNotFoundError(session_id)
-            if row.ended_at is not None:
-                return row.ended_at
-            answered = await s.scalar(
-                select(PromptMessage.turn)
-                .where(
-                    PromptMessage.session_id == session_id,
-                    PromptMessage.answer_text.is_not(None),
-                )
-                .limit(1)
-            )
+
+        async def unanswered(c: AsyncConnection) -> None:
+            answered = await c.scalar(_FIRST_ANSWERED, {"id": session_id})
             if answered is not None:
                 raise SessionIncompleteError(
                     f"session {session_id} cannot be abandoned: turn {answered} is answered; "
                     "evaluate it and close the session instead"
                 )
-            ended_at = await s.scalar(_END_SESSION, {"id": session_id, "emotion": None})
+
+        return await self._end(session_id, unanswered)
+
+    async def _end(
+        self,
+        session_id: uuid.UUID,
+        check: Callable[[AsyncConnection], Awaitable[dict[str, Any] | None]],
+    ) -> datetime:
+        """Lock the session, return its `ended_at` if set; else `check` it and set `ended_at`.
+
+        `check` raises when the session may not end, else returns its emotion summary. It
+        runs after the lock is taken, so it sees every write that committed before.
+        """
+        async with self._db.connection() as c:
+            session = await lock_session(c, session_id)
+            if session.ended_at is not None:
+                return session.ended_at
+            emotion = await check(c)
+            ended_at = await c.scalar(_END_SESSION, {"id": session_id, "emotion": emotion})
             assert isinstance(ended_at, datetime)
             return ended_at
+
+
+async def evaluations_of(
+    c: AsyncConnection, session_id: uuid.UUID, evaluation_type: EvaluationType | None = None
+) -> list[EvaluationView]:
+    """The session's evaluations in the caller's transaction, HOLISTIC_FLOW last.
+
+    `SessionNotFoundError` for an unknown session; an existing one may have none. One
+    statement: the session is read with its evaluations (a LEFT JOIN).
+    """
+    join_on = EVALUATIONS.c.session_id == SESSIONS.c.id
+    if evaluation_type is not None:
+        join_on &= EVALUATIONS.c.evaluation_type == evaluation_type
+    rows = (
+        await c.execute(
+            select(SESSIONS.c.id.label("parent"), *EVALUATION_COLUMNS)
+            .select_from(SESSIONS.outerjoin(EVALUATIONS, join_on))
+            .where(SESSIONS.c.id == session_id)
+            .order_by(EVALUATIONS.c.turn.asc().nulls_last(), EVALUATIONS.c.id)
+        )
+    ).all()
+    if not rows:
+        raise SessionNotFoundError(session_id)
+    return joined_views(EvaluationView, rows, "id")

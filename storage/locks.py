@@ -7,10 +7,13 @@ judged twice. The lock is transaction-scoped (`pg_advisory_xact_lock`) on a dedi
 connection: PostgreSQL releases it when the transaction ends, when the connection closes, or
 when the process dies, so a crash can never leave a session locked.
 
-The lock's connection is opened for it alone (no pool): taking it from the engine's pool
-would let many sessions locked at once drain the connections their own runs need, and wait
-forever. Waiters of the same process queue on an `asyncio.Lock` first, so a burst of N
-identical requests holds one lock connection, not N.
+The lock's connections come from a pool of their own (`Database.lock_engine`), never the
+engine's: taking them from the engine's pool would let many sessions locked at once drain the
+connections their own runs need, and wait forever. That pool keeps a few connections open (a
+submission no longer opens a new PostgreSQL connection, with asyncpg's set-up round trips,
+each time) and has no upper bound, so a lock never waits for a connection either. Waiters
+of the same process queue on an `asyncio.Lock` first, so a burst of N identical requests
+holds one lock connection, not N.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlalchemy.types import String
 
 from storage.database import Database
@@ -37,8 +38,7 @@ class SessionLocks:
     """`async with locks.hold(session_id):` — exclusive, across processes, per session."""
 
     def __init__(self, db: Database) -> None:
-        # NullPool: each hold opens its own connection and closes it on release.
-        self._engine = create_async_engine(db.urls.sqlalchemy, poolclass=NullPool)
+        self._engine = db.lock_engine()  # its own pool, unbounded, disposed with `db`
         self._local: dict[uuid.UUID, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager

@@ -244,3 +244,9 @@ class Question(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+#: The tables, for the Core statements of the hot paths (no ORM objects loaded).
+SESSIONS = Base.metadata.tables[PromptSession.__tablename__]
+MESSAGES = Base.metadata.tables[PromptMessage.__tablename__]
+EVALUATIONS = Base.metadata.tables[PromptEvaluation.__tablename__]

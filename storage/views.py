@@ -6,12 +6,35 @@ database session they were read in.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from storage.models import EvaluationType
+from sqlalchemy import ColumnElement, FromClause, Row
+
+from storage.models import EVALUATIONS, MESSAGES, SESSIONS, EvaluationType
+
+T = TypeVar("T")
+
+
+def view_columns(
+    view: type[Any], table: FromClause, **sources: str | ColumnElement[Any]
+) -> tuple[ColumnElement[Any], ...]:
+    """`table`'s columns labelled as the fields of the dataclass `view`, for `view(**row)`.
+
+    A field takes the column of its own name unless `sources` names another column or gives
+    an expression. Reads select exactly these, so a row becomes a view without a hand-written
+    field-by-field copy per query (and without loading ORM objects).
+    """
+    columns = []
+    for field in dataclasses.fields(view):
+        source = sources.get(field.name, field.name)
+        column = table.c[source] if isinstance(source, str) else source
+        columns.append(column.label(field.name))
+    return tuple(columns)
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,18 @@ class TurnView:
 
 
 @dataclass(frozen=True)
+class SubmissionView:
+    """What a submission run starts from, read in the transaction that stored its transcript."""
+
+    session: SessionView
+    turns: list[TurnView]
+    evaluated_turns: frozenset[int]
+    """Turns that already have a TURN_EVAL."""
+    has_holistic: bool
+    """Whether the session already has its HOLISTIC_FLOW."""
+
+
+@dataclass(frozen=True)
 class EvaluationView:
     """A stored evaluation."""
 
@@ -67,6 +102,15 @@ class EvaluationView:
     def score(self) -> float:
         """`details.score`, always present (the database guarantees it)."""
         return float(self.details["score"])
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A session with its turns and evaluations, read in one transaction (a report's data)."""
+
+    session: SessionView
+    turns: list[TurnView]
+    evaluations: list[EvaluationView]
 
 
 @dataclass(frozen=True)
@@ -89,3 +133,19 @@ class SimilarQuestion:
     language: str
     text: str
     distance: float
+
+
+#: The columns of each view, for Core reads on the hot paths (`View(**row._mapping)`).
+SESSION_COLUMNS = view_columns(SessionView, SESSIONS)
+TURN_COLUMNS = view_columns(TurnView, MESSAGES, emotion="emotion_summary")
+EVALUATION_COLUMNS = view_columns(EvaluationView, EVALUATIONS)
+
+
+def joined_views(view: Callable[..., T], rows: Sequence[Row[Any]], key: str) -> list[T]:
+    """Views of the children in `parent LEFT JOIN children` rows.
+
+    The first column is the parent's (read in the same statement to tell "no parent" from
+    "no children"); the others are the view's columns in field order. A parent without
+    children gives one row whose `key` column is NULL: it is skipped.
+    """
+    return [view(*row[1:]) for row in rows if row._mapping[key] is not None]
