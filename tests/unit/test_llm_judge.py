@@ -16,7 +16,6 @@ import openai
 import pytest
 from langchain_core.exceptions import ModelRefusalError
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 from openai import _base_client as sdk_base_client
 from openai.resources.chat.completions import completions as sdk_completions
@@ -25,6 +24,7 @@ from pydantic import SecretStr, ValidationError
 from api.settings import Settings
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
+from nodes.judges.llm import structured
 from nodes.judges.llm.client import (
     PLACEHOLDER_API_KEY,
     LLMConfigurationError,
