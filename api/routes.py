@@ -257,7 +257,7 @@ def _submission_route(
 ) -> Callable[[DecoratedCallable], DecoratedCallable]:
     """A route that evaluates and closes a session: its report (200), or queued (202).
 
-    Both answer 401/404/409/422/502 besides `codes`; `only` narrows the examples.
+    Each answers 401/404/409/422/502 besides `codes`; `only` narrows the examples.
     """
     return router.post(
         path,
