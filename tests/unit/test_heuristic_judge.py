@@ -11,6 +11,7 @@ import pytest
 
 from api.settings import get_settings
 from nodes.judges.details import EvaluationDetails
+from nodes.judges.heuristic import judge as judge_module
 from nodes.judges.heuristic.features import detect_language, word_equivalents
 from nodes.judges.heuristic.judge import HeuristicJudge
 from nodes.judges.judge import FlowCase, JudgeError, TurnCase
@@ -472,3 +473,32 @@ async def test_cue_intents_in_both_languages(
     from nodes.judges.intents import cue_intents
 
     assert expected <= set(cue_intents(answer))
+
+
+async def test_the_bank_match_is_computed_once_per_question(
+    module_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guards' mechanism: the comparison of a question with every bank question of the
+    position runs once per question, not once per turn (it was most of their time per turn)."""
+    dots: list[int] = []
+    dot = judge_module._dot
+
+    def counting(a: Any, b: Any) -> float:
+        dots.append(1)
+        return dot(a, b)
+
+    monkeypatch.setattr(judge_module, "_dot", counting)
+    judge = HeuristicJudge(module_embedder)
+    question = "How would you scale an HTTP service to ten times its traffic?"
+
+    def case(turn: int, question: str = question) -> TurnCase:
+        return TurnCase(position="backend", language="en", turn=turn, question=question, answer="")
+
+    first = await judge.reference(case(1), "en")
+    compared = len(dots)
+    assert compared > 1  # the question against the position's bank questions
+    assert await judge.reference(case(2), "en") == first
+    assert await judge.reference(case(3), "en") == first
+    assert len(dots) == compared  # not compared again
+    await judge.reference(case(4, question + " Why?"), "en")
+    assert len(dots) == 2 * compared  # another question is matched on its own
