@@ -9,8 +9,6 @@ is frozen again once it is in).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,7 +46,7 @@ async def open_runtime(
     An injected `storage` is left open for its owner to close.
     """
     opened = storage or await Storage.open(settings, migrate=True, seed=True)
-    preloading = _preload_embedder(opened)
+    _preload_embedder(opened)
     try:
         services = await build_services(settings, storage=opened)
         try:
@@ -61,21 +59,19 @@ async def open_runtime(
         finally:
             await services.aclose_clients()
     finally:
-        if preloading is not None:  # never leave a thread importing torch at exit
-            await asyncio.to_thread(preloading.join)
         if storage is None:
             await opened.close()
 
 
-def _preload_embedder(storage: Storage) -> threading.Thread | None:
+def _preload_embedder(storage: Storage) -> None:
     """Start loading the embedding model in the background, if it is not loaded yet.
 
     The process is ready (the API answers /health) without waiting for torch and the model,
     seconds of start-up; the first request that embeds (the judge's guards, similar-question
     search) waits for the load. Once loaded, the heap is frozen again so that the model's
-    objects leave the GC's scans too (`graph.heap`).
+    objects leave the GC's scans too (`graph.heap`). The thread is a daemon: a process
+    stopped while the model loads exits at once instead of waiting for the load.
     """
     embedder = storage.embedder
     if isinstance(embedder, LazyEmbedder) and not embedder.loaded:
-        return embedder.preload(then=freeze_startup_heap)
-    return None
+        embedder.preload(then=freeze_startup_heap)

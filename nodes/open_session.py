@@ -7,6 +7,7 @@ session is never reopened: a retry is a new session.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from graph.services import resolve_services
 from graph.state import InterviewState, TurnRecord
 from nodes.judges.rubrics import load_rubric
 from storage.errors import SessionEndedError
-from storage.sessions import TranscriptTurn
+from storage.sessions import SessionProfile, TranscriptTurn
 from storage.settings import DEFAULT_TENANT
 from storage.views import TurnView
 
@@ -77,28 +78,28 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
     store = services.storage.sessions
     session_id = _session_id(state, config)
     tenant = str(config.get("configurable", {}).get("tenant") or DEFAULT_TENANT)
-    profile: dict[str, Any] = {
-        "participant_id": state.participant_id,
-        "exam_id": state.exam_id,
-        "position": state.position,
-        "language": state.language,
-        "max_turns": max(state.max_turns, len(state.transcript)),
-        "metadata": state.metadata,
-        "tenant": tenant,
-    }
+    profile = SessionProfile(
+        participant_id=state.participant_id,
+        exam_id=state.exam_id,
+        position=state.position,
+        language=state.language,
+        max_turns=max(state.max_turns, len(state.transcript)),
+        metadata=state.metadata,
+        tenant=tenant,
+    )
     if state.mode == "submission":
         # One transaction: the session, its transcript and what is evaluated already.
         start = await store.open_submission(
-            session_id=session_id,
-            transcript=[
+            session_id,
+            profile,
+            [
                 TranscriptTurn(item["question"], item["answer"], emotion=item.get("emotion"))
                 for item in state.transcript
             ],
-            **profile,
         )
         session, views = start.session, start.turns
     else:
-        session = await store.create_session(session_id=session_id, **profile)
+        session = await store.create_session(session_id=session_id, **dataclasses.asdict(profile))
         if session.is_ended:
             raise SessionEndedError(session.id)
         views = await store.get_transcript(session.id)

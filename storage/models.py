@@ -250,3 +250,4 @@ class Question(Base):
 SESSIONS = Base.metadata.tables[PromptSession.__tablename__]
 MESSAGES = Base.metadata.tables[PromptMessage.__tablename__]
 EVALUATIONS = Base.metadata.tables[PromptEvaluation.__tablename__]
+QUESTIONS = Base.metadata.tables[Question.__tablename__]

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import Float, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import defer
 
 from storage.database import Database
 from storage.embeddings import (
@@ -22,8 +21,8 @@ from storage.embeddings import (
     aembed_documents,
     aembed_queries,
 )
-from storage.models import Question
-from storage.views import SimilarQuestion
+from storage.models import QUESTIONS, Question
+from storage.views import SimilarQuestion, view_columns
 
 DEFAULT_EF_SEARCH = 100
 
@@ -199,10 +198,11 @@ class QuestionRepository:
             raise ValueError(
                 f"query vector has {len(vector)} dimensions, the bank uses {self._embedder.dim}"
             )
-        distance = Question.embedding.cosine_distance(vector).label("distance")
-        # defer: the 384 floats of each row's embedding are never returned; parsing them
-        # cost ~40% of the query's wall time (benchmarks/bench_storage.py).
-        stmt = select(Question, distance).options(defer(Question.embedding)).order_by(distance)
+        distance = Question.embedding.cosine_distance(vector)
+        # Only the view's columns: the 384 floats of each row's embedding are never returned
+        # (parsing them cost ~40% of the query's wall time, benchmarks/bench_storage.py).
+        columns = view_columns(SimilarQuestion, QUESTIONS, distance=distance)
+        stmt = select(*columns).order_by(columns[-1])  # ORDER BY distance: the HNSW index
         stmt = stmt.limit(k)
         if position is not None:
             stmt = stmt.where(Question.position == position)
@@ -222,32 +222,16 @@ class QuestionRepository:
                 # share of the bank is small enough for a scan).
                 await s.execute(text("SET LOCAL enable_indexscan = off"))
                 rows = (await s.execute(stmt)).all()
-        return [
-            SimilarQuestion(
-                id=row.Question.id,
-                position=row.Question.position,
-                category=row.Question.category,
-                language=row.Question.language,
-                text=row.Question.text,
-                distance=float(row.distance),
-            )
-            for row in rows
-        ]
+        return [SimilarQuestion(**row._mapping) for row in rows]
 
     async def first_question(self, position: str, language: str | None = None) -> SimilarQuestion:
         """The opening question for a position: the lowest id of its bank (stable order)."""
-        stmt = select(Question).where(Question.position == position).order_by(Question.id)
+        columns = view_columns(SimilarQuestion, QUESTIONS, distance=literal(0.0, Float))
+        stmt = select(*columns).where(Question.position == position).order_by(Question.id)
         if language is not None:
             stmt = stmt.where(Question.language == language)
         async with self._db.transaction() as s:
-            row = await s.scalar(stmt.limit(1))
+            row = (await s.execute(stmt.limit(1))).one_or_none()
         if row is None:
             raise LookupError(f"the question bank has no questions for position {position!r}")
-        return SimilarQuestion(
-            id=row.id,
-            position=row.position,
-            category=row.category,
-            language=row.language,
-            text=row.text,
-            distance=0.0,
-        )
+        return SimilarQuestion(**row._mapping)

@@ -40,6 +40,36 @@ from storage.views import (
 
 
 @dataclass(frozen=True)
+class SessionProfile:
+    """Who and what a new session is for (the columns `create_session` writes)."""
+
+    participant_id: str
+    position: str
+    language: str
+    max_turns: int
+    exam_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    tenant: str = DEFAULT_TENANT
+
+    def values(self, session_id: uuid.UUID | None) -> dict[str, Any]:
+        """The row to insert (`ValueError` for max_turns < 1)."""
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1 (got {self.max_turns})")
+        values: dict[str, Any] = {
+            "tenant": self.tenant,
+            "participant_id": self.participant_id,
+            "exam_id": self.exam_id,
+            "position": self.position,
+            "language": self.language,
+            "max_turns": self.max_turns,
+            "metadata": self.metadata or {},
+        }
+        if session_id is not None:
+            values["id"] = session_id
+        return values
+
+
+@dataclass(frozen=True)
 class TranscriptTurn:
     """One complete turn of a submitted transcript."""
 
@@ -168,33 +198,6 @@ class SessionStore:
         self._db = db
 
     @staticmethod
-    def _session_values(
-        *,
-        participant_id: str,
-        position: str,
-        language: str,
-        max_turns: int,
-        exam_id: str | None,
-        metadata: dict[str, Any] | None,
-        session_id: uuid.UUID | None,
-        tenant: str,
-    ) -> dict[str, Any]:
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be >= 1 (got {max_turns})")
-        values: dict[str, Any] = {
-            "tenant": tenant,
-            "participant_id": participant_id,
-            "exam_id": exam_id,
-            "position": position,
-            "language": language,
-            "max_turns": max_turns,
-            "metadata": metadata or {},
-        }
-        if session_id is not None:
-            values["id"] = session_id
-        return values
-
-    @staticmethod
     async def _insert_or_get(
         c: AsyncConnection, values: dict[str, Any], *, lock: bool
     ) -> tuple[SessionView, bool]:
@@ -238,32 +241,18 @@ class SessionStore:
         With an explicit `session_id` an existing one is returned as is, if it belongs to
         `tenant`; another tenant's session is `SessionNotFoundError`, as if it did not exist.
         """
-        values = self._session_values(
-            participant_id=participant_id,
-            position=position,
-            language=language,
-            max_turns=max_turns,
-            exam_id=exam_id,
-            metadata=metadata,
-            session_id=session_id,
-            tenant=tenant,
+        profile = SessionProfile(
+            participant_id, position, language, max_turns, exam_id, metadata, tenant
         )
         async with self._db.connection() as c:
-            session, _ = await self._insert_or_get(c, values, lock=False)
+            session, _ = await self._insert_or_get(c, profile.values(session_id), lock=False)
             return session
 
     async def open_submission(
         self,
-        *,
         session_id: uuid.UUID,
-        participant_id: str,
-        position: str,
-        language: str,
-        max_turns: int,
+        profile: SessionProfile,
         transcript: Sequence[TranscriptTurn],
-        exam_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        tenant: str = DEFAULT_TENANT,
     ) -> SubmissionView:
         """Create or load the session, store its transcript, say what is evaluated already.
 
@@ -274,16 +263,7 @@ class SessionStore:
         refused transcript leaves nothing behind, not even a new session row.
         """
         emotions = _check_transcript(transcript) if transcript else []
-        values = self._session_values(
-            participant_id=participant_id,
-            position=position,
-            language=language,
-            max_turns=max_turns,
-            exam_id=exam_id,
-            metadata=metadata,
-            session_id=session_id,
-            tenant=tenant,
-        )
+        values = profile.values(session_id)
         async with self._db.connection() as c:
             if transcript:
                 session, new = await self._insert_or_get(c, values, lock=True)

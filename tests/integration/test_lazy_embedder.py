@@ -5,10 +5,12 @@ Real model (the packaged MiniLM) and the real embedded PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
+from api.runtime import open_runtime
 from api.settings import Settings
 from storage.database import Database
 from storage.embeddings import EmbeddingDimensionError, LazyEmbedder
@@ -52,3 +54,17 @@ def test_a_wrong_dimension_is_refused_at_every_use(settings: Settings) -> None:
         with pytest.raises(EmbeddingDimensionError, match="EMBEDDING_DIM=384"):
             embedder.embed_documents(["text"])
     assert not embedder.loaded
+
+
+async def test_a_runtime_is_ready_before_the_model_and_loads_it_in_the_background(
+    settings: Settings, db: Database
+) -> None:
+    test_db = settings.model_copy(update={"database_url": db.urls.libpq})
+    async with open_runtime(test_db) as runtime:
+        embedder = runtime.services.storage.embedder
+        assert isinstance(embedder, LazyEmbedder)
+        for _ in range(3000):  # nobody embeds: the preload thread loads it
+            if embedder.loaded:
+                break
+            await asyncio.sleep(0.1)
+        assert embedder.loaded
