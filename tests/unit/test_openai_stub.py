@@ -349,8 +349,8 @@ def test_synthesize_resolves_refs_and_constraints() -> None:
 
 def _verdict_call(stub: OpenAIStub, **extra: Any) -> dict[str, Any]:
     """A raw tool-call request for `Verdict` (extra request fields added); its choice."""
-    tool = {"type": "function", "function": {"name": "Verdict", "parameters": {}}}
-    tool["function"]["parameters"] = Verdict.model_json_schema()
+    function = {"name": "Verdict", "parameters": Verdict.model_json_schema()}
+    tool = {"type": "function", "function": function}
     response = httpx.post(
         f"{stub.base_url}/chat/completions",
         json={
@@ -395,6 +395,6 @@ def test_logprobs_modes_digits_and_none(stub: OpenAIStub) -> None:
     }
     stub.logprobs_mode = "digits"
     content = _verdict_call(stub, logprobs=True, top_logprobs=3)["logprobs"]["content"]
-    assert [t["token"] for t in content if t["token"].isdigit()] == ["8", "5"]
+    assert [t["token"] for t in content if t["token"].isdigit()] == ["8", "5", "0", "5"]
     stub.logprobs_mode = "none"
     assert _verdict_call(stub, logprobs=True)["logprobs"] == {"content": None, "refusal": None}
