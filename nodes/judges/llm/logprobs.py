@@ -31,8 +31,10 @@ from nodes.judges.details import ScoreDistribution
 TOP_LOGPROBS = 20
 
 _INTEGER = re.compile(rb"\s*(\d{1,3})\s*")
-_NUMBER = re.compile(rb"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_WHITESPACE = b" \t\r\n"
+#: A JSON string (escapes included) or a bracket: what the scanner steps through.
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]', re.DOTALL)
+#: The number after a key: `: 85`.
+_SCORE_VALUE = re.compile(rb"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 
 
 def weigh_score(logprobs: object, sampled: float) -> ScoreDistribution:
@@ -82,8 +84,11 @@ def weigh_score(logprobs: object, sampled: float) -> ScoreDistribution:
 def _bytes(token: dict[str, Any]) -> bytes:
     """A token's bytes (its `bytes` list when given: a partial UTF-8 character's text lies)."""
     raw = token.get("bytes")
-    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
-        return bytes(raw)
+    if isinstance(raw, list):
+        try:
+            return bytes(raw)  # checks every item is an int 0-255
+        except (TypeError, ValueError):
+            pass
     text = token.get("token")
     return text.encode("utf-8") if isinstance(text, str) else b""
 
@@ -91,56 +96,30 @@ def _bytes(token: dict[str, Any]) -> bytes:
 def _score_span(text: bytes) -> tuple[int, int] | None:
     """Byte span of the number under the shallowest object's `"score"` key (None: none/ambiguous).
 
-    A small scanner rather than `json.loads`: it needs positions, and it tolerates text
-    around the JSON (a server's tool-call markup). Scanning starts at the first `{`.
+    A scanner rather than `json.loads`: it needs positions, and it tolerates text around
+    the JSON (a server's tool-call markup). It starts at the first `{` and steps from one
+    string or bracket to the next with a regular expression (a judgement is ~1000 tokens).
     """
     first = text.find(b"{")
     if first < 0:
         return None
     found: list[tuple[int, int, int]] = []  # (depth, start, end)
     depth = 0
-    i = first
-    while i < len(text):
-        char = text[i : i + 1]
-        if char == b'"':
-            end = _string_end(text, i)
-            if end is None:
-                break
-            key = text[i + 1 : end]
-            i = end + 1
-            while text[i : i + 1] and text[i : i + 1] in _WHITESPACE:
-                i += 1
-            if key == b"score" and text[i : i + 1] == b":":
-                i += 1
-                while text[i : i + 1] and text[i : i + 1] in _WHITESPACE:
-                    i += 1
-                number = _NUMBER.match(text, i)
-                if number is not None:
-                    found.append((depth, number.start(), number.end()))
-            continue
-        if char in (b"{", b"["):
+    for piece in _STRUCTURE.finditer(text, first):
+        mark = piece[0]
+        if mark in (b"{", b"["):
             depth += 1
-        elif char in (b"}", b"]"):
+        elif mark in (b"}", b"]"):
             depth -= 1
-        i += 1
+        elif mark == b'"score"':
+            value = _SCORE_VALUE.match(text, piece.end())
+            if value is not None:
+                found.append((depth, value.start(1), value.end(1)))
     if not found:
         return None
     top = min(d for d, _, _ in found)
     spans = [(s, e) for d, s, e in found if d == top]
     return spans[0] if len(spans) == 1 else None
-
-
-def _string_end(text: bytes, start: int) -> int | None:
-    """Index of the quote closing the JSON string opened at `start` (None: unterminated)."""
-    i = start + 1
-    while i < len(text):
-        if text[i : i + 1] == b"\\":
-            i += 2
-            continue
-        if text[i : i + 1] == b'"':
-            return i
-        i += 1
-    return None
 
 
 def _covering(pieces: Sequence[bytes], start: int, end: int) -> list[int]:
