@@ -99,7 +99,9 @@ class ScoreDistribution(BaseModel):
     """
 
     status: Literal["ok", "unavailable"]
-    sampled: float = Field(ge=0, le=100, description="The overall score the model wrote.")
+    sampled: float = Field(
+        ge=0, le=100, description="The overall score the model wrote (before any penalty)."
+    )
     weighted: float | None = Field(
         default=None, ge=0, le=100, description="sum(p*v)/sum(p) over integer alternatives."
     )

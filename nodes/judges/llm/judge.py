@@ -499,8 +499,9 @@ class LLMJudge:
         ) -> EvaluationDetails:
             details = self._details(
                 judgement, TURN_CRITERIA, detected, case.language, usage, latency_ms, juror
-            ).model_copy(update={"score_distribution": distribution})
-            return details.model_copy(update=_intents(case, judgement, inspection, detected))
+            )
+            intents = _intents(case, judgement, inspection, detected)
+            return details.model_copy(update={**intents, "score_distribution": distribution})
 
         details = await self._deliberate(self._turn_calls, build_turn_messages(graded), verdict)
         return _bounded(details, inspection)
