@@ -296,7 +296,7 @@ class LLMQuestionGenerator:
                 rejected=rejected,
             )
             try:
-                proposal, usage, _ = await call_structured(
+                proposal, usage, _, _ = await call_structured(
                     self._call,
                     messages,
                     limiter=self._limit.limiter(),

@@ -5,7 +5,8 @@ seed 000 §4.1 (feedback, keywords, strengths, improvements) and seed 002 (rubri
 intent_types: see `nodes.judges.intents`), plus what
 an operator needs to trust a score: which judge produced it (`judge`), suspected prompt
 injection (`flags`), how far a jury agreed (`agreement`), a flow debate's
-arguments (`debate`), token `usage` and `latency_ms`.
+arguments (`debate`), the probability-weighted score where logprobs allow it
+(`score_distribution`), token `usage` and `latency_ms`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class JurorScore(BaseModel):
     )
     sample: int = Field(ge=1, description="1-based sample number of this model.")
     score: float = Field(ge=0, le=100)
+    weighted: float | None = Field(
+        default=None, ge=0, le=100, description="JUDGE_SCORE_WEIGHTING=logprobs, when available."
+    )
     rubrics: dict[str, float] = Field(default_factory=dict)
 
 
@@ -85,6 +89,26 @@ class Agreement(BaseModel):
     stdev: float = Field(ge=0, description="Population standard deviation of juror scores.")
     confidence: Confidence
     rubrics: dict[str, CriterionAgreement] = Field(default_factory=dict)
+
+
+class ScoreDistribution(BaseModel):
+    """JUDGE_SCORE_WEIGHTING=logprobs: the overall score weighted by its token probabilities.
+
+    See `nodes.judges.llm.logprobs`. The stored `score` stays the sampled one; `weighted` is
+    recorded beside it (for calibration and review), or why it could not be computed.
+    """
+
+    status: Literal["ok", "unavailable"]
+    sampled: float = Field(
+        ge=0, le=100, description="The overall score the model wrote (before any penalty)."
+    )
+    weighted: float | None = Field(
+        default=None, ge=0, le=100, description="sum(p*v)/sum(p) over integer alternatives."
+    )
+    mass: float | None = Field(
+        default=None, ge=0, le=1, description="Probability on integer 0-100 alternatives."
+    )
+    reason: str | None = Field(default=None, description="Why `unavailable`.")
 
 
 class DebateArgument(BaseModel):
@@ -121,6 +145,11 @@ class EvaluationDetails(BaseModel):
     debate: dict[str, DebateArgument] | None = Field(
         default=None,
         description="HOLISTIC_FLOW with HOLISTIC_MODE=debate: strict, generous, neutral, verdict.",
+    )
+    score_distribution: ScoreDistribution | None = Field(
+        default=None,
+        description="JUDGE_SCORE_WEIGHTING=logprobs, single judge: the probability-weighted "
+        "score (a jury records each juror's in `agreement.jurors[].weighted`).",
     )
     usage: Usage | None = None
     latency_ms: float | None = None

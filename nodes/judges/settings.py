@@ -105,6 +105,12 @@ class JudgeSettings(BaseSettings):
         le=2,
         description="Sampling temperature when JUDGE_SAMPLES > 1 (a single verdict uses 0).",
     )
+    judge_score_weighting: Literal["none", "logprobs"] = Field(
+        default="none",
+        description="`logprobs`: ask for token logprobs and record the overall score "
+        "weighted by its alternatives' probabilities (G-Eval) in `details.score_distribution`; "
+        "the stored score stays the sampled one.",
+    )
     holistic_mode: Literal["single", "debate"] = Field(
         default="single",
         description="`debate`: the HOLISTIC_FLOW is argued by a strict, a generous and a "

@@ -14,6 +14,11 @@ Supported request shapes on ``POST /v1/chat/completions``:
 * ``response_format={"type": "json_object"}`` (``json_mode``): a JSON object
   as ``content`` (``{}`` unless a responder supplies one; no schema is sent).
 * plain chat: a short text ``content``.
+* ``logprobs=True`` (non-streamed tool calls): ``choices[0].logprobs.content`` covers the
+  tool-call argument text token by token, as vLLM / llama.cpp return it, with known
+  alternatives at the top-level ``score`` value (``score_alternatives``);
+  ``logprobs_mode`` switches to digit-by-digit numbers or to no logprobs for tool calls
+  (what api.openai.com does).
 * ``stream=True`` for all of the above (Server-Sent Events, with a final usage
   chunk when ``stream_options.include_usage`` is set), because LangGraph's
   ``messages`` stream mode makes chat models stream.
@@ -31,6 +36,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -46,7 +52,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-__all__ = ["FaultKind", "OpenAIStub", "deterministic_score", "synthesize_from_schema"]
+__all__ = [
+    "DEFAULT_SCORE_ALTERNATIVES",
+    "FaultKind",
+    "LogprobsMode",
+    "OpenAIStub",
+    "deterministic_score",
+    "synthesize_from_schema",
+]
 
 FaultKind = Literal[
     "500", "429", "timeout", "malformed", "no_choices", "empty_tool_call", "error_body"
@@ -61,6 +74,14 @@ _MALFORMED_JSON = '{"score": "high"'
 # parser then silently returns ``None``, so truncated JSON would not surface an error.
 _MALFORMED_TOOL_ARGS = '{"score": "high"}'
 _MAX_DEPTH = 8
+#: ``tokens``: one token per number (the score one token); ``digits``: one token per digit
+#: (tokenizers that split numbers); ``none``: no logprobs for tool calls (api.openai.com).
+LogprobsMode = Literal["tokens", "digits", "none"]
+_TOKENS = re.compile(r"\d+|[A-Za-z_]+|\s+|[^\dA-Za-z_\s]")
+_DIGIT_TOKENS = re.compile(r"\d|[A-Za-z_]+|\s+|[^\dA-Za-z_\s]")
+_SCORE_MARK = "<<stub-score>>"
+#: The probability left over by ``score_alternatives`` goes to this non-numeric token.
+_OTHER_TOKEN = "N"
 _SLEEP_STEP_S = 0.05
 
 
@@ -424,6 +445,12 @@ class OpenAIStub:
         requests: Parsed JSON bodies of the requests received.
         api_keys: The bearer token of each request received (same order as
             ``requests``), to check which key reached which server.
+        logprobs_mode: How a request with ``logprobs: true`` is answered (see
+            ``LogprobsMode``); requests without it always get ``"logprobs": null``.
+        score_alternatives: Offset from the sampled top-level ``score`` -> probability
+            of that score's token (``{0: 0.6, -10: 0.25, 10: 0.1}``: the sampled score
+            0.6, ten less 0.25, ten more 0.1, and the remaining 0.05 on a non-numeric
+            token); alternatives outside 0-100 are left out.
     """
 
     def __init__(
@@ -445,6 +472,8 @@ class OpenAIStub:
         self.max_concurrency: int = 0
         self.requests: list[dict[str, Any]] = []
         self.api_keys: list[str] = []
+        self.logprobs_mode: LogprobsMode = "tokens"
+        self.score_alternatives: dict[int, float] = dict(DEFAULT_SCORE_ALTERNATIVES)
         self._in_flight = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
@@ -777,7 +806,7 @@ class OpenAIStub:
                         {
                             "index": 0,
                             "message": message,
-                            "logprobs": None,
+                            "logprobs": self._logprobs(body, plan, fault),
                             "finish_reason": "tool_calls" if plan.mode == "tool" else "stop",
                         }
                     ],
@@ -789,6 +818,28 @@ class OpenAIStub:
         finally:
             if not streaming_started:
                 self._leave()
+
+    def _logprobs(
+        self, body: dict[str, Any], plan: _Plan, fault: str | None
+    ) -> dict[str, Any] | None:
+        """``choices[0].logprobs`` of a non-streamed reply (None unless asked for)."""
+        if body.get("logprobs") is not True:
+            return None
+        if plan.mode != "tool" or fault == "empty_tool_call" or self.logprobs_mode == "none":
+            return {"content": None, "refusal": None}  # api.openai.com for tool calls
+        top = body.get("top_logprobs")
+        top = top if isinstance(top, int) and not isinstance(top, bool) and top >= 0 else 0
+        pattern = _DIGIT_TOKENS if self.logprobs_mode == "digits" else _TOKENS
+        prefix, score, suffix = _around_score(plan.payload)
+        content = [_token(t, 0.0, [(t, 0.0)], top) for t in pattern.findall(prefix)]
+        if score is not None:
+            pieces = pattern.findall(str(score))
+            options = _score_options(score, self.score_alternatives)
+            chosen = dict(options).get(str(score), math.log(1e-6))
+            content.append(_token(pieces[0], chosen, options, top))
+            content += [_token(t, 0.0, [(t, 0.0)], top) for t in pieces[1:]]
+        content += [_token(t, 0.0, [(t, 0.0)], top) for t in pattern.findall(suffix)]
+        return {"content": content, "refusal": None}
 
     def _plan(self, body: dict[str, Any], malformed: bool) -> _Plan:
         """Decide the response mode and serialised payload for a request."""
@@ -890,6 +941,51 @@ class OpenAIStub:
             yield b"data: [DONE]\n\n"
         finally:
             self._leave()
+
+
+#: ``OpenAIStub.score_alternatives`` by default.
+DEFAULT_SCORE_ALTERNATIVES: dict[int, float] = {0: 0.6, -10: 0.25, 10: 0.1}
+
+
+def _around_score(payload: str) -> tuple[str, int | None, str]:
+    """``payload`` split around its top-level integer ``score`` (``(payload, None, "")``: none)."""
+    try:
+        result = json.loads(payload)
+    except ValueError:
+        return payload, None, ""
+    score = result.get("score") if isinstance(result, dict) else None
+    if not isinstance(score, int) or isinstance(score, bool):
+        return payload, None, ""
+    marked = json.dumps({**result, "score": _SCORE_MARK})
+    prefix, _, suffix = marked.partition(json.dumps(_SCORE_MARK))
+    if prefix + str(score) + suffix != payload:  # serialised differently: no known position
+        return payload, None, ""
+    return prefix, score, suffix
+
+
+def _score_options(score: int, alternatives: dict[int, float]) -> list[tuple[str, float]]:
+    """(token, logprob) of the score token's alternatives, most likely first."""
+    options = [
+        (str(score + offset), math.log(p))
+        for offset, p in alternatives.items()
+        if 0 <= score + offset <= 100 and p > 0
+    ]
+    rest = 1.0 - sum(alternatives.values())
+    if rest > 0:
+        options.append((_OTHER_TOKEN, math.log(rest)))
+    return sorted(options, key=lambda option: -option[1])
+
+
+def _token(text: str, logprob: float, options: list[tuple[str, float]], top: int) -> dict[str, Any]:
+    """One ``logprobs.content`` entry, with its first ``top`` alternatives."""
+    return {
+        "token": text,
+        "logprob": logprob,
+        "bytes": list(text.encode("utf-8")),
+        "top_logprobs": [
+            {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8"))} for t, lp in options[:top]
+        ],
+    }
 
 
 def _split(text: str, parts: int = 3) -> list[str]:

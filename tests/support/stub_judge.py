@@ -19,7 +19,7 @@ import pytest
 from api.settings import Settings
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.judge import LLMJudge
-from tests.support.openai_stub import OpenAIStub
+from tests.support.openai_stub import DEFAULT_SCORE_ALTERNATIVES, OpenAIStub
 
 #: A short English answer to a bank-like question: one call's worth of work for the stub.
 PAYMENT_CASE = TurnCase(
@@ -84,6 +84,8 @@ def reset(stub: OpenAIStub) -> None:
     stub.timeout_sleep_s = 30.0
     stub.retry_after_s = None
     stub.responder = None
+    stub.logprobs_mode = "tokens"
+    stub.score_alternatives = dict(DEFAULT_SCORE_ALTERNATIVES)
     stub.reset_stats()
 
 

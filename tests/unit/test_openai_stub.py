@@ -8,6 +8,8 @@ end to end, without network access.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import threading
 import time
 from typing import Any, Literal
@@ -340,3 +342,59 @@ def test_synthesize_resolves_refs_and_constraints() -> None:
     assert len(synthesize_from_schema({"type": "string", "minLength": 40})) >= 40
     items = synthesize_from_schema({"type": "array", "items": {"type": "string"}, "minItems": 3})
     assert len(items) == 3
+
+
+# --------------------------------------------------------------------------- logprobs
+
+
+def _verdict_call(stub: OpenAIStub, **extra: Any) -> dict[str, Any]:
+    """A raw tool-call request for `Verdict` (extra request fields added); its choice."""
+    function = {"name": "Verdict", "parameters": Verdict.model_json_schema()}
+    tool = {"type": "function", "function": function}
+    response = httpx.post(
+        f"{stub.base_url}/chat/completions",
+        json={
+            "model": "stub",
+            "messages": [{"role": "user", "content": "grade this"}],
+            "tools": [tool],
+            "tool_choice": {"type": "function", "function": {"name": "Verdict"}},
+            **extra,
+        },
+        timeout=5,
+    )
+    response.raise_for_status()
+    choice: dict[str, Any] = response.json()["choices"][0]
+    return choice
+
+
+def test_logprobs_only_when_asked_and_they_spell_the_tool_call(stub: OpenAIStub) -> None:
+    assert _verdict_call(stub)["logprobs"] is None  # the default reply is unchanged
+
+    choice = _verdict_call(stub, logprobs=True, top_logprobs=5)
+    arguments = choice["message"]["tool_calls"][0]["function"]["arguments"]
+    content = choice["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == arguments
+    assert all(bytes(t["bytes"]) == t["token"].encode() for t in content)
+    score = json.loads(arguments)["score"]
+    uncertain = [t for t in content if t["logprob"] != 0.0]
+    assert [t["token"] for t in uncertain] == [str(score)]  # only the top-level score's token
+    options = {o["token"]: math.exp(o["logprob"]) for o in uncertain[0]["top_logprobs"]}
+    assert len(options) <= 5
+    assert options[str(score)] == pytest.approx(0.6)
+    expected = {str(score + d): p for d, p in {-10: 0.25, 10: 0.1}.items() if 0 <= score + d <= 100}
+    assert {k: v for k, v in options.items() if k in expected} == pytest.approx(expected)
+
+
+def test_logprobs_modes_digits_and_none(stub: OpenAIStub) -> None:
+    stub.responder = lambda body: {
+        "score": 85,
+        "passed": True,
+        "feedback": "ok",
+        "confidence": 0.5,
+        "criteria": [],
+    }
+    stub.logprobs_mode = "digits"
+    content = _verdict_call(stub, logprobs=True, top_logprobs=3)["logprobs"]["content"]
+    assert [t["token"] for t in content if t["token"].isdigit()] == ["8", "5", "0", "5"]
+    stub.logprobs_mode = "none"
+    assert _verdict_call(stub, logprobs=True)["logprobs"] == {"content": None, "refusal": None}

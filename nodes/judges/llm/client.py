@@ -35,7 +35,7 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from pydantic import BaseModel, SecretStr
 
-from nodes.judges.details import Usage
+from nodes.judges.details import ScoreDistribution, Usage
 from nodes.judges.judge import JudgeError
 from nodes.judges.llm.limiter import AdaptiveLimiter, ConcurrencyLimit
 from nodes.judges.llm.retry import (  # re-exported: the retry policy's public names
@@ -185,6 +185,7 @@ def structured_call(
     model_name: str,
     temperature: float = 0,
     reuse: StructuredCall[T] | None = None,
+    logprobs: bool = False,
 ) -> StructuredCall[T]:
     """One structured-output request for `schema`, built now and reused by every call.
 
@@ -195,10 +196,12 @@ def structured_call(
         temperature: Sampling temperature of the SDK request (chat models keep their own).
         reuse: A call built for another juror of the same schema: its tool schema is shared
             (SDK), or the call itself is returned (a chat model cannot switch models).
+        logprobs: Ask the SDK request for token logprobs and weigh the overall score by
+            them (JUDGE_SCORE_WEIGHTING=logprobs); a langchain chat model ignores it.
     """
     if isinstance(model, AsyncOpenAI):
         tool = reuse.tool if isinstance(reuse, ToolCall) else None
-        return ToolCall(model, model_name, schema, temperature, tool)
+        return ToolCall(model, model_name, schema, temperature, tool, logprobs)
     if reuse is not None:
         return reuse
     method = STRUCTURED_OUTPUT_METHOD if isinstance(model, BaseChatOpenAI) else None
@@ -213,7 +216,7 @@ async def call_structured(
     max_retries: int,
     backoff_s: float,
     timeout_s: float,
-) -> tuple[T, Usage, float]:
+) -> tuple[T, Usage, float, ScoreDistribution | None]:
     """Make a structured call with bounded concurrency, timeouts and retries.
 
     Each attempt holds a limiter slot only while its request is in flight (not while it
@@ -233,8 +236,9 @@ async def call_structured(
         timeout_s: Limit of one attempt, in seconds.
 
     Returns:
-        The parsed result, the token usage summed over all attempts, and the latency in
-        milliseconds from the start of the first attempt to the result.
+        The parsed result, the token usage summed over all attempts, the latency in
+        milliseconds from the start of the first attempt to the result, and the
+        successful attempt's score distribution (None unless logprobs were requested).
 
     Raises:
         JudgeError: The request was refused (non-retryable 4xx) or every attempt failed; the
@@ -275,7 +279,7 @@ async def call_structured(
                     total_tokens=tokens[2],
                     calls=attempts,
                 )
-                return outcome.parsed, usage, round(latency_ms, 1)
+                return outcome.parsed, usage, round(latency_ms, 1), outcome.distribution
     except FinalLLMError as exc:  # chained to what the client raised, when it raised
         raise JudgeError(str(exc), attempts=attempts) from (exc.__cause__ or exc)
     except RetryableLLMError as exc:

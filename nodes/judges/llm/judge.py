@@ -34,6 +34,7 @@ from nodes.judges.details import (
     EvaluationDetails,
     JudgeInfo,
     RubricScore,
+    ScoreDistribution,
     Usage,
 )
 from nodes.judges.heuristic.calibration import calibration
@@ -329,6 +330,7 @@ class LLMJudge:
         jurors: Sequence[Juror] | None = None,
         holistic_mode: Literal["single", "debate"] = "single",
         endpoints: Mapping[str, AsyncOpenAI] | None = None,
+        score_weighting: Literal["none", "logprobs"] = "none",
     ) -> None:
         """Wrap a chat model.
 
@@ -355,6 +357,9 @@ class LLMJudge:
                 `Juror.endpoint`), owned by this judge from now on (closed by `aclose`). Each
                 endpoint has its own limiter of `max_concurrency`: rate limits are per
                 provider, so a 429 from one server must not halve the others' windows.
+            score_weighting: "logprobs" = every SDK request asks for token logprobs and the
+                overall score weighted by them is recorded (`details.score_distribution`,
+                a jury's `agreement.jurors[].weighted`); the stored score stays sampled.
         """
         self._holistic_mode = holistic_mode
         self._guard = guard
@@ -377,6 +382,7 @@ class LLMJudge:
         if unserved:
             raise ValueError(f"no client for the juror endpoints {', '.join(unserved)}")
         self._hosts = [self._host(juror) for juror in self._jurors]
+        self._logprobs = score_weighting == "logprobs"
         self._turn_calls = self._calls(TurnJudgement)
         self._flow_calls = self._calls(FlowJudgement)
         self._prompt_version = prompt_version()
@@ -393,7 +399,7 @@ class LLMJudge:
             if key not in built:
                 client = self._endpoints[juror.endpoint] if juror.endpoint else self._chat_model
                 built[key] = structured_call(
-                    client, schema, juror.model, juror.temperature, reuse=first
+                    client, schema, juror.model, juror.temperature, first, self._logprobs
                 )
                 first = first or built[key]
         return [built[(j.endpoint, j.model, j.temperature)] for j in self._jurors]
@@ -427,6 +433,7 @@ class LLMJudge:
             model_name=settings.llm_model,
             jurors=jurors,
             holistic_mode=settings.holistic_mode,
+            score_weighting=settings.judge_score_weighting,
             max_concurrency=settings.llm_max_concurrency,
             max_retries=settings.llm_max_retries,
             backoff_s=settings.llm_backoff_s,
@@ -484,19 +491,24 @@ class LLMJudge:
         detected = inspection.flags() if inspection else detect_injection(case.answer)
 
         def verdict(
-            judgement: TurnJudgement, usage: Usage, latency_ms: float, juror: Juror
+            judgement: TurnJudgement,
+            usage: Usage,
+            latency_ms: float,
+            distribution: ScoreDistribution | None,
+            juror: Juror,
         ) -> EvaluationDetails:
             details = self._details(
                 judgement, TURN_CRITERIA, detected, case.language, usage, latency_ms, juror
             )
-            return details.model_copy(update=_intents(case, judgement, inspection, detected))
+            intents = _intents(case, judgement, inspection, detected)
+            return details.model_copy(update={**intents, "score_distribution": distribution})
 
         details = await self._deliberate(self._turn_calls, build_turn_messages(graded), verdict)
         return _bounded(details, inspection)
 
     async def _ask(
         self, juror: Juror, call: StructuredCall[J], messages: Sequence[BaseMessage]
-    ) -> tuple[J, Usage, float]:
+    ) -> tuple[J, Usage, float, ScoreDistribution | None]:
         """One structured call with the juror's endpoint's limiter, timeout and retries."""
         limit = self._limits[juror.endpoint] if juror.endpoint else self._limit
         return await call_structured(
@@ -512,7 +524,7 @@ class LLMJudge:
         self,
         calls: Sequence[StructuredCall[J]],
         messages: Sequence[BaseMessage],
-        verdict: Callable[[J, Usage, float, Juror], EvaluationDetails],
+        verdict: Callable[[J, Usage, float, ScoreDistribution | None, Juror], EvaluationDetails],
     ) -> EvaluationDetails:
         """Every juror's verdict, in parallel; one juror's details, or the jury's medians.
 
@@ -539,7 +551,9 @@ class LLMJudge:
     async def _debate(
         self,
         case: FlowCase,
-        verdict: Callable[[FlowJudgement, Usage, float, Juror], EvaluationDetails],
+        verdict: Callable[
+            [FlowJudgement, Usage, float, ScoreDistribution | None, Juror], EvaluationDetails
+        ],
     ) -> EvaluationDetails:
         """HOLISTIC_MODE=debate: three advocates in parallel, then the chair's verdict.
 
@@ -582,7 +596,7 @@ class LLMJudge:
                     role: DebateArgument(score=d.score, analysis=d.analysis, rubrics=d.rubrics)
                     for role, d in zip((*roles, "verdict"), (*arguments, final), strict=True)
                 },
-                "usage": Usage.total(u for _, u, _ in (*sides, chair)),
+                "usage": Usage.total(u for _, u, _, _ in (*sides, chair)),
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
             }
         )
@@ -626,9 +640,16 @@ class LLMJudge:
         language = case.language
 
         def verdict(
-            judgement: FlowJudgement, usage: Usage, latency_ms: float, juror: Juror
+            judgement: FlowJudgement,
+            usage: Usage,
+            latency_ms: float,
+            distribution: ScoreDistribution | None,
+            juror: Juror,
         ) -> EvaluationDetails:
-            return self._details(judgement, FLOW_CRITERIA, ours, language, usage, latency_ms, juror)
+            details = self._details(
+                judgement, FLOW_CRITERIA, ours, language, usage, latency_ms, juror
+            )
+            return details.model_copy(update={"score_distribution": distribution})
 
         if self._holistic_mode == "debate":
             return await self._debate(case, verdict)

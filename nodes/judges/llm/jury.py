@@ -18,7 +18,8 @@ The texts (analysis, feedback, strengths, ...) are those of the juror whose over
 closest to the median (the first such juror on ties), and each criterion's reason and
 evidence are those of the juror closest to the criterion's median, so the stored reason
 argues for the stored score. Flags are the union (one juror noticing an injection attempt
-is enough). Usage sums every juror's tokens and calls.
+is enough). Usage sums every juror's tokens and calls. With JUDGE_SCORE_WEIGHTING=logprobs
+each juror's probability-weighted score is kept beside its sampled one (`jurors[].weighted`).
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def combine(
                         endpoint=host,
                         sample=j.sample,
                         score=v.score,
+                        weighted=v.score_distribution.weighted if v.score_distribution else None,
                         rubrics={k: r.score for k, r in v.rubrics.items()},
                     )
                     for j, v, host in zip(
@@ -153,5 +155,7 @@ def combine(
             ),
             "usage": Usage.total(v.usage for v in verdicts),
             "latency_ms": round(latency_ms, 1),
+            # the lead juror's distribution is not the median's: each juror's is in `jurors`
+            "score_distribution": None,
         }
     )

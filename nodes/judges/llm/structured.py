@@ -31,6 +31,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from openai import AsyncOpenAI, RequestOptions
 from pydantic import BaseModel, ValidationError
 
+from nodes.judges.details import ScoreDistribution
+from nodes.judges.llm.logprobs import TOP_LOGPROBS, weigh_score
 from nodes.judges.llm.retry import describe
 
 T = TypeVar("T", bound=BaseModel)
@@ -50,6 +52,8 @@ class Attempt(Generic[T]):
     error: str | None = None
     retryable: bool = True
     """For a failed attempt: whether another attempt may succeed (not after a refusal)."""
+    distribution: ScoreDistribution | None = None
+    """With logprobs requested: the probability-weighted score, or why there is none."""
 
 
 class StructuredCall(Protocol[T]):
@@ -99,10 +103,13 @@ class ToolCall(Generic[T]):
         schema: type[T],
         temperature: float = 0,
         tool: dict[str, Any] | None = None,
+        logprobs: bool = False,
     ) -> None:
         """Build the tool schema and the request template for `schema` (reused as is).
 
         `tool` passes a schema already built for another juror of the same judge.
+        `logprobs` asks for token logprobs and weighs the reply's overall `score` by them
+        (`nodes.judges.llm.logprobs`; JUDGE_SCORE_WEIGHTING=logprobs).
         """
         self.schema = schema
         self.tool: dict[str, Any] = tool if tool is not None else convert_to_openai_tool(schema)
@@ -115,6 +122,9 @@ class ToolCall(Generic[T]):
             "parallel_tool_calls": False,
             "stream": False,
         }
+        if logprobs:
+            self.template.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        self.logprobs = logprobs
         self.client = client
         self.through_create = _wrapped(client)
         self._create = client.chat.completions.create
@@ -171,7 +181,11 @@ class ToolCall(Generic[T]):
             parsed = self.schema.model_validate(arguments)
         except (ValueError, TypeError, ValidationError) as exc:  # JSONDecodeError: ValueError
             return Attempt(None, *tokens, error=f"invalid structured output: {describe(exc)}")
-        return Attempt(parsed, *tokens)
+        score = getattr(parsed, "score", None)
+        if not self.logprobs or not isinstance(score, int | float):
+            return Attempt(parsed, *tokens)
+        distribution = weigh_score(choices[0].get("logprobs"), score)
+        return Attempt(parsed, *tokens, distribution=distribution)
 
 
 def _as_json(response: object) -> dict[str, Any]:
