@@ -4,7 +4,6 @@ real database beside the sampled one (storage's validation and CHECKs accept it)
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -12,38 +11,15 @@ from graph import Services, build_graph, use_services
 from nodes.question_generation import BankQuestionGenerator
 from storage.services import Storage
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import stub_judge
+from tests.support.stub_judge import stub_judge, verdict
 
 pytestmark = pytest.mark.integration
-
-
-def scored(body: dict[str, Any]) -> dict[str, Any]:
-    """Every judgement scores 80 overall (criteria 55-58)."""
-    flow = body["tool_choice"]["function"]["name"] == "FlowJudgement"
-    names = (
-        ("consistency", "depth_progression", "coverage", "answer_quality")
-        if flow
-        else ("relevance", "coverage", "specificity", "communication")
-    )
-    return {
-        "rubrics": [
-            {"criterion": n, "evidence": [], "reason": f"on {n}", "score": 55 + i}
-            for i, n in enumerate(names)
-        ],
-        "strengths": ["specific"],
-        "improvements": [],
-        "keywords": ["cache"],
-        "flags": [],
-        "analysis": "solid",
-        "score": 80,
-        "feedback": "good",
-    }
 
 
 async def test_the_weighted_score_is_stored_beside_the_sampled_one(
     storage: Storage, stub: OpenAIStub
 ) -> None:
-    stub.responder = scored
+    stub.responder = verdict(80)
     judge = stub_judge(stub, judge_score_weighting="logprobs")
     session_id = uuid.uuid4()
     services = Services(

@@ -11,7 +11,7 @@ session would otherwise be garbage-collected open ("Unclosed client session" at 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from api.settings import Settings
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.judge import LLMJudge
+from nodes.judges.llm.prompts import FLOW_CRITERIA, TURN_CRITERIA
 from tests.support.openai_stub import DEFAULT_SCORE_ALTERNATIVES, OpenAIStub
 
 #: A short English answer to a bank-like question: one call's worth of work for the stub.
@@ -30,6 +31,34 @@ PAYMENT_CASE = TurnCase(
     answer="An idempotency key with a unique index and INSERT ... ON CONFLICT.",
     category="design",
 )
+
+
+def criteria_of(body: dict[str, Any]) -> tuple[str, ...]:
+    """The criteria a stub request asks the model to score: the flow's or a turn's."""
+    flow = body["tool_choice"]["function"]["name"] == "FlowJudgement"
+    return FLOW_CRITERIA if flow else TURN_CRITERIA
+
+
+def verdict(score: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A stub responder: a complete judgement scoring `score` overall (criteria 55, 56, ...)."""
+
+    def respond(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "rubrics": [
+                {"criterion": n, "evidence": [], "reason": f"on {n}", "score": 55 + i}
+                for i, n in enumerate(criteria_of(body))
+            ],
+            "strengths": ["clear"],
+            "improvements": [],
+            "keywords": ["idempotency"],
+            "flags": [],
+            "analysis": "a sound answer",
+            "score": score,
+            "feedback": "good",
+        }
+
+    return respond
+
 
 #: Fast retries and a bounded attempt time: a fault costs milliseconds, a hang 5 s at most.
 STUB_DEFAULTS: dict[str, Any] = {

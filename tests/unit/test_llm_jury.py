@@ -22,7 +22,7 @@ from nodes.judges.rubrics import level_descriptions
 from storage.evaluations import validate_details
 from tests.support.fake_chat import ScriptedChatModel
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import count_schema_builds, stub_judge
+from tests.support.stub_judge import count_schema_builds, criteria_of, stub_judge
 
 POINTS = (
     "stores an idempotency key per request",
@@ -146,12 +146,7 @@ def jury_responder(body: dict[str, Any]) -> dict[str, Any]:
     """A verdict whose scores depend on the requested model (as different models' would)."""
     model = body["model"]
     score = JURORS.get(model, 50)
-    flow = body["tool_choice"]["function"]["name"] == "FlowJudgement"
-    names = (
-        ("consistency", "depth_progression", "coverage", "answer_quality")
-        if flow
-        else ("relevance", "coverage", "specificity", "communication")
-    )
+    names = criteria_of(body)
     return {
         "rubrics": [
             {

@@ -8,7 +8,6 @@ alternatives at the overall score's token (`OpenAIStub.score_alternatives`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +22,7 @@ from nodes.judges.llm.logprobs import TOP_LOGPROBS, weigh_score
 from nodes.judges.settings import JudgeSettings
 from storage.evaluations import validate_details
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import PAYMENT_CASE, count_schema_builds, stub_judge
+from tests.support.stub_judge import PAYMENT_CASE, count_schema_builds, stub_judge, verdict
 
 #: The stub's default alternatives around a sampled 80: 80 (0.6), 70 (0.25), 90 (0.1), and
 #: 0.05 on a non-numeric token. By hand: (0.6*80 + 0.25*70 + 0.1*90) / 0.95 = 74.5 / 0.95.
@@ -121,33 +120,6 @@ def test_unusable_logprobs_are_unavailable_with_the_reason(logprobs: Any, reason
 
 
 # --------------------------------------------------------------------------- against the stub
-
-
-def verdict(score: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A stub responder: a complete judgement whose overall score is `score`."""
-
-    def respond(body: dict[str, Any]) -> dict[str, Any]:
-        flow = body["tool_choice"]["function"]["name"] == "FlowJudgement"
-        names = (
-            ("consistency", "depth_progression", "coverage", "answer_quality")
-            if flow
-            else ("relevance", "coverage", "specificity", "communication")
-        )
-        return {
-            "rubrics": [
-                {"criterion": n, "evidence": [], "reason": f"on {n}", "score": 55 + i}
-                for i, n in enumerate(names)
-            ],
-            "strengths": ["clear"],
-            "improvements": [],
-            "keywords": ["idempotency"],
-            "flags": [],
-            "analysis": "a sound answer",
-            "score": score,
-            "feedback": "good",
-        }
-
-    return respond
 
 
 async def test_the_weighted_score_is_recorded_beside_the_sampled_one(stub: OpenAIStub) -> None:
