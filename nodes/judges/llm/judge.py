@@ -378,7 +378,8 @@ class LLMJudge:
         self._jurors = tuple(jurors or (Juror(self._model_name, 1, 0.0),))
         if not self._jurors:
             raise ValueError("a jury needs at least one juror")
-        unserved = sorted({str(j.endpoint) for j in self._jurors} - {"None", *self._endpoints})
+        seated = {j.endpoint for j in self._jurors if j.endpoint is not None}
+        unserved = sorted(seated - self._endpoints.keys())
         if unserved:
             raise ValueError(f"no client for the juror endpoints {', '.join(unserved)}")
         self._hosts = [self._host(juror) for juror in self._jurors]
