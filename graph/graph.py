@@ -2,7 +2,7 @@
 
 Interview mode:   1 open_session -> 2 generate_question -> 3 intake_answer (interrupt)
                   -> 4 evaluate_turn -> 5 route -> (2 again | 6a) -> 7 close_session
-Submission mode:  1 open_session -> [4 evaluate_turn x pending turns  ||  6a] -> 7
+Submission mode:  1 open_session -> [4 evaluate_turn (every pending turn, at once)  ||  6a] -> 7
 
 `graph` (what langgraph.json names) is compiled without a checkpointer: LangGraph Studio and
 `langgraph dev` bring their own. Its input schema is `InputState` (what a user sets) and its
@@ -39,7 +39,7 @@ def build_graph(
     builder.add_node("open_session", open_session)  # 1
     builder.add_node("generate_question", generate_question)  # 2
     builder.add_node("intake_answer", intake_answer)  # 3
-    # 4 takes a `TurnTask` from `Send`, not the state (the stubs only know state-typed nodes).
+    # 4 takes a `TurnBatch` from `Send`, not the state (the stubs only know state-typed nodes).
     builder.add_node("evaluate_turn", evaluate_turn)  # type: ignore[call-overload]
     builder.add_node("evaluate_holistic_flow", evaluate_holistic_flow)  # 6a
     builder.add_node("close_session", close_session)  # 7

@@ -5,9 +5,9 @@ input schema, the form LangGraph Studio shows. `InterviewState` adds what the no
 The TypedDicts come from `typing_extensions`: pydantic (which LangGraph Studio uses to render
 the schemas) refuses `typing.TypedDict` before Python 3.12.
 
-Lists keyed by turn number merge by that key, so parallel evaluations (submission mode fans
-out with `Send`) never overwrite each other and a re-evaluated turn replaces its earlier
-summary.
+Lists keyed by turn number merge by that key, so the parallel branches of a submission (the
+turns' evaluations and the flow's) never overwrite each other and a re-evaluated turn replaces
+its earlier summary.
 """
 
 from __future__ import annotations
@@ -74,6 +74,16 @@ class TurnTask(TypedDict):
     answer: str
     category: str | None
     expected_points: NotRequired[list[str]]
+
+
+class TurnBatch(TypedDict):
+    """What node 4 receives through `Send`: the turns to judge together.
+
+    One answer in interview mode; every pending turn of a submission in submission mode, so
+    that LangGraph schedules one task per submission rather than one per turn.
+    """
+
+    tasks: list[TurnTask]
 
 
 def merge_by_turn(

@@ -122,7 +122,6 @@ async def open_session(state: InterviewState, runtime: Runtime[Context]) -> dict
         pending = [
             turn for turn in answered if state.reevaluate or turn not in start.evaluated_turns
         ]
-        services.storage.turn_writes.expect(session.id, pending)  # stored in one statement
         update["pending_turns"] = pending
         update["holistic_pending"] = state.reevaluate or not start.has_holistic
         update["status"] = "evaluating"

@@ -2,7 +2,8 @@
 
 `route` decides after each TURN_EVAL: another question, or the holistic evaluation once
 max_turns is reached or a stop was requested. In submission mode all branches meet at
-close_session. The fan-out helpers return `Send`s so that turn evaluations run in parallel.
+close_session. The fan-out helpers return `Send`s so that the turns' evaluations and the
+flow's run in parallel.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from typing import Literal
 from langgraph.types import Send
 
 from graph.state import InterviewState
-from nodes.evaluate_turn import turn_tasks
+from nodes.evaluate_turn import turn_batch
 
 
 def after_open(state: InterviewState) -> list[Send] | Literal["generate_question", "close_session"]:
-    """Interview: ask the first question. Submission: every pending evaluation at once."""
+    """Interview: ask the first question. Submission: every pending evaluation at once.
+
+    The pending turns go to node 4 as one batch (judged concurrently there), in parallel
+    with 6a.
+    """
     if state.mode == "interview":
         return "generate_question"
-    sends = [Send("evaluate_turn", task) for task in turn_tasks(state, state.pending_turns)]
+    sends = []
+    if state.pending_turns:
+        sends.append(Send("evaluate_turn", turn_batch(state, state.pending_turns)))
     if state.holistic_pending:
         sends.append(Send("evaluate_holistic_flow", state))
     return sends or "close_session"
@@ -49,8 +56,7 @@ def after_answer(
     last = state.turns[-1]
     if last["answer"] is None:
         return _wrap_up(state)
-    (task,) = turn_tasks(state, [last["turn"]])
-    return Send("evaluate_turn", task)
+    return Send("evaluate_turn", turn_batch(state, [last["turn"]]))
 
 
 def route(

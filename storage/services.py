@@ -18,7 +18,6 @@ from storage.questions import QuestionRepository
 from storage.queue import JobQueue
 from storage.sessions import SessionStore, session_of, transcript_of
 from storage.settings import StorageSettings
-from storage.turn_writes import TurnEvaluationWriter
 from storage.views import SessionRecord
 
 
@@ -32,23 +31,19 @@ class Storage:
     evaluations: EvaluationStorageService
     questions: QuestionRepository
     jobs: JobQueue
-    turn_writes: TurnEvaluationWriter
-    """A submission's TURN_EVALs stored in one statement (see `storage.turn_writes`)."""
 
     @classmethod
     def from_database(
         cls, db: Database, embedder: Embedder, queue_name: str = "evaluations"
     ) -> Storage:
         """Build the services on an existing database handle."""
-        evaluations = EvaluationStorageService(db)
         return cls(
             db=db,
             embedder=embedder,
             sessions=SessionStore(db),
-            evaluations=evaluations,
+            evaluations=EvaluationStorageService(db),
             questions=QuestionRepository(db, embedder),
             jobs=JobQueue(db, queue_name),
-            turn_writes=TurnEvaluationWriter(evaluations),
         )
 
     @classmethod

@@ -1,4 +1,5 @@
-"""A submission's TURN_EVALs are stored with one bulk upsert, and a failure keeps the others.
+"""A submission's TURN_EVALs are judged at once and stored with one bulk upsert; a failure
+keeps the others, and an unexpected error stores nothing.
 
 Real PostgreSQL; the judge is the LLM judge on a scripted fake chat model that fails on one
 turn's prompt (invalid output, no retries left), so that turn has no result.
@@ -16,6 +17,8 @@ from langchain_core.messages import BaseMessage
 
 from graph import Services, build_graph, use_services
 from nodes.close_session import EvaluationIncompleteError
+from nodes.judges.details import EvaluationDetails
+from nodes.judges.judge import FlowCase, TurnCase
 from nodes.judges.llm.judge import LLMJudge, TurnJudgement
 from nodes.question_generation import BankQuestionGenerator
 from storage.errors import TurnNotFoundError
@@ -23,7 +26,7 @@ from storage.evaluations import TurnEvaluationInput
 from storage.models import EvaluationType
 from storage.services import Storage
 from storage.sessions import TranscriptTurn
-from storage.turn_writes import TurnEvaluationWriter
+from storage.turn_writes import save_turn_results
 from tests.integration.test_graph_llm import judgement, submission
 from tests.support.fake_chat import BadOutput, ScriptedChatModel
 
@@ -105,42 +108,51 @@ async def _session_with_one_turn(storage: Storage) -> uuid.UUID:
 
 async def test_a_refused_bulk_falls_back_to_one_row_each(storage: Storage) -> None:
     session_id = await _session_with_one_turn(storage)  # turn 1 exists; turn 2 does not
-    writer = TurnEvaluationWriter(storage.evaluations)
-    writer.expect(session_id, [1, 2])
-    results = await asyncio.gather(
-        writer.save(session_id, 1, DETAILS),
-        writer.save(session_id, 2, DETAILS),
-        return_exceptions=True,
-    )
-    assert results[0] is None and isinstance(results[1], TurnNotFoundError)
+    with pytest.raises(TurnNotFoundError):
+        await save_turn_results(storage.evaluations, session_id, {1: DETAILS, 2: DETAILS})
     stored = await storage.evaluations.list_evaluations(session_id)
     assert [e.turn for e in stored] == [1]  # the good row is stored despite the bad one
 
 
-async def test_the_last_turn_in_stores_the_batch_even_when_it_is_skipped(
+class _BrokenOnTurn:
+    """A judge that breaks (not a `JudgeError`) on one turn and is slow on every other."""
+
+    def __init__(self, broken: int) -> None:
+        self.broken = broken
+        self.started: list[int] = []
+        self.cancelled: list[int] = []
+
+    async def evaluate_turn(self, case: TurnCase) -> EvaluationDetails:
+        self.started.append(case.turn)
+        if case.turn == self.broken:
+            await asyncio.sleep(0.05)  # the others are in flight by now
+            raise RuntimeError("judge crashed")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.append(case.turn)
+            raise
+        raise AssertionError("not cancelled")
+
+    async def evaluate_flow(self, case: FlowCase) -> EvaluationDetails:
+        await asyncio.sleep(30)
+        raise AssertionError("not cancelled")
+
+
+async def test_an_unexpected_judge_error_cancels_the_batch_and_stores_nothing(
     storage: Storage,
 ) -> None:
-    session_id = await _session_with_one_turn(storage)
-    writer = TurnEvaluationWriter(storage.evaluations)
-    writer.expect(session_id, [1, 2])
-    await writer.save(session_id, 1, DETAILS)  # returns at once: waits for no sibling
+    judge = _BrokenOnTurn(broken=2)
+    services = Services(
+        storage=storage,
+        judge=judge,  # type: ignore[arg-type]  # only the two evaluation methods are used
+        question_generator=BankQuestionGenerator(storage.questions),
+    )
+    session_id = uuid.uuid4()
+    with use_services(services), pytest.raises(RuntimeError, match="judge crashed"):
+        await asyncio.wait_for(build_graph().ainvoke(submission(session_id, 4)), timeout=10)
+    await asyncio.sleep(0)  # let the cancellations land
+    assert sorted(judge.started) == [1, 2, 3, 4]  # judged concurrently, not one by one
+    assert sorted(judge.cancelled) == [1, 3, 4]
     assert await storage.evaluations.list_evaluations(session_id) == []
-    await writer.skip(session_id, 2)  # the sibling's judge failed: the batch is stored
-    assert [e.turn for e in await storage.evaluations.list_evaluations(session_id)] == [1]
-
-
-async def test_an_abandoned_run_stores_nothing_more(storage: Storage) -> None:
-    session_id = await _session_with_one_turn(storage)
-    writer = TurnEvaluationWriter(storage.evaluations)
-    writer.expect(session_id, [1, 2])
-    await writer.save(session_id, 1, DETAILS)
-    writer.abandon(session_id)  # the run is cancelled
-    await writer.skip(session_id, 2)
-    assert await storage.evaluations.list_evaluations(session_id) == []
-
-
-async def test_an_unannounced_turn_is_saved_at_once(storage: Storage) -> None:
-    session_id = await _session_with_one_turn(storage)
-    writer = TurnEvaluationWriter(storage.evaluations)
-    await writer.save(session_id, 1, DETAILS)  # returns only once stored
-    assert [e.turn for e in await storage.evaluations.list_evaluations(session_id)] == [1]
+    assert (await storage.sessions.get_session(session_id)).ended_at is None

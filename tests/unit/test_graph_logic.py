@@ -39,14 +39,18 @@ def test_route_interview_until_max_turns_or_stop() -> None:
     assert route(InterviewState(session_id="s", mode="submission")) == "close_session"
 
 
-def test_after_open_fans_out_pending_turns_and_holistic_in_parallel() -> None:
+def test_after_open_sends_pending_turns_as_one_batch_in_parallel_with_holistic() -> None:
     state = InterviewState(
         session_id="s", mode="submission", turns=[turn(1), turn(2), turn(3)], pending_turns=[1, 3]
     )
     sends = after_open(state)
     assert isinstance(sends, list)
-    assert [s.node for s in sends] == ["evaluate_turn", "evaluate_turn", "evaluate_holistic_flow"]
-    assert [s.arg["turn"] for s in sends[:2]] == [1, 3]
+    assert [s.node for s in sends] == ["evaluate_turn", "evaluate_holistic_flow"]
+    assert [task["turn"] for task in sends[0].arg["tasks"]] == [1, 3]
+    holistic_only = InterviewState(
+        session_id="s", mode="submission", turns=[turn(1)], pending_turns=[]
+    )
+    assert [s.node for s in after_open(holistic_only)] == ["evaluate_holistic_flow"]
     done = InterviewState(
         session_id="s", mode="submission", turns=[turn(1)], pending_turns=[], holistic_pending=False
     )
@@ -63,7 +67,7 @@ def test_after_question_and_answer() -> None:
     assert after_question(InterviewState(stop_requested=True)) == "close_session"
     assert after_question(InterviewState()) == "intake_answer"
     send = after_answer(InterviewState(session_id="s", turns=[turn(1)]))
-    assert isinstance(send, Send) and send.arg["answer"] == "a"
+    assert isinstance(send, Send) and [t["answer"] for t in send.arg["tasks"]] == ["a"]
     assert after_answer(InterviewState(session_id="s", turns=answered)) == (
         "evaluate_holistic_flow"
     )
