@@ -270,8 +270,8 @@ async def test_kill_9_mid_submission_and_the_resubmission_evaluates_only_what_is
     Turn 3's judge call hangs (the stub holds it); the process is killed once the holistic
     flow is stored and every other call has been answered. The TURN_EVALs of a run are
     stored together once all are judged (one statement, `storage.turn_writes`), so none of
-    the killed run's is stored; the re-submission judges the same turns again (a clear case the guards judge
-    needs no LLM call) and not the stored flow.
+    the killed run's is stored; the re-submission judges the same turns again (a clear case
+    the guards judge needs no LLM call) and not the stored flow.
     """
     sid = uuid.uuid4()
     body = {

@@ -20,6 +20,7 @@ from api.settings import Settings
 from nodes.judges.judge import TurnCase
 from nodes.judges.llm.judge import LLMJudge
 from nodes.judges.llm.prompts import FLOW_CRITERIA, TURN_CRITERIA
+from nodes.judges.llm.transport import ChatCompletions
 from tests.support.openai_stub import DEFAULT_SCORE_ALTERNATIVES, OpenAIStub
 
 #: A short English answer to a bank-like question: one call's worth of work for the stub.
@@ -132,3 +133,16 @@ async def stub(openai_stub: OpenAIStub) -> AsyncIterator[OpenAIStub]:
     yield openai_stub
     await close_judges(openai_stub)
     reset(openai_stub)
+
+
+def spy_on_posts(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The bodies every judge sends through `ChatCompletions.post` from now on (still sent)."""
+    sent: list[bytes] = []
+    post = ChatCompletions.post
+
+    async def spy(self: ChatCompletions, body: bytes) -> bytes:
+        sent.append(body)
+        return await post(self, body)
+
+    monkeypatch.setattr(ChatCompletions, "post", spy)
+    return sent

@@ -8,6 +8,7 @@ fault and concurrency behaviour of the real client).
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +48,7 @@ from nodes.judges.llm.prompts import (
 from storage.evaluations import validate_details
 from tests.support.fake_chat import BadOutput, Reply, ScriptedChatModel, Slow
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import count_schema_builds, stub_judge
+from tests.support.stub_judge import count_schema_builds, spy_on_posts, stub_judge
 
 QUESTION = "How would you make a payment endpoint safe to retry?"
 ANSWER = (
@@ -502,27 +503,21 @@ async def test_stub_faults_forever_raise_judge_error(stub: OpenAIStub, kind: Any
 async def test_the_request_is_built_once_and_reused(
     stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The judge call's mechanism: the tool schema is built once per judgement type, and the
-    pre-built body goes to the SDK's `post` as it is: neither the SDK's request transform
-    (~4 ms of Python per call) nor its response models are built."""
+    """The judge call's mechanism: the tool schema is built and serialised once per judgement
+    type, and each body (those bytes + the prompt) goes straight to `ChatCompletions.post`:
+    the SDK neither transforms it (~4 ms of Python per call), nor rebuilds the request
+    (~0.6 ms), nor builds response models."""
     built = count_schema_builds(monkeypatch)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the judge call went through the SDK's transform or models")
+        raise AssertionError("the judge call went through the SDK's request path")
 
     monkeypatch.setattr(sdk_completions, "async_maybe_transform", refuse)
     monkeypatch.setattr(sdk_base_client, "construct_type", refuse)
+    monkeypatch.setattr(sdk_base_client.BaseClient, "_build_request", refuse)
+    sent = spy_on_posts(monkeypatch)
     settings = Settings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
-    client = make_openai_client(settings)
-    sent: list[dict[str, Any]] = []
-    post = client.post
-
-    async def spy(path: str, **kwargs: Any) -> Any:
-        sent.append(kwargs["body"])
-        return await post(path, **kwargs)
-
-    client.post = spy  # type: ignore[method-assign]
-    judge = LLMJudge(client, model_name="stub")
+    judge = LLMJudge(make_openai_client(settings), model_name="stub")
     assert built == [TurnJudgement, FlowJudgement]  # one schema build per judgement type
     for turn in (1, 2, 3):
         assert_valid(await judge.evaluate_turn(turn_case(f"{ANSWER} #{turn}", turn=turn)))
@@ -530,9 +525,10 @@ async def test_the_request_is_built_once_and_reused(
 
     assert built == [TurnJudgement, FlowJudgement]  # nothing rebuilt per request
     assert len(sent) == 3 and stub.calls == 3
-    assert sent[0]["tools"] is sent[1]["tools"] is sent[2]["tools"]  # the same object
-    assert sent[0]["tool_choice"] is sent[2]["tool_choice"]
-    assert sent[0]["messages"] != sent[1]["messages"]  # only the prompt changes
+    head = sent[0][: sent[0].index(b'"messages"')]
+    assert all(body.startswith(head) for body in sent)  # the same serialised template
+    bodies = [json.loads(body) for body in sent]
+    assert bodies[0]["messages"] != bodies[1]["messages"]  # only the prompt changes
     body = stub.requests[-1]
     assert body["tools"][0]["function"]["name"] == "TurnJudgement"
     assert "rubrics" in body["tools"][0]["function"]["parameters"]["properties"]

@@ -7,6 +7,7 @@ alternatives at the overall score's token (`OpenAIStub.score_alternatives`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from typing import Any
@@ -22,7 +23,13 @@ from nodes.judges.llm.logprobs import TOP_LOGPROBS, weigh_score
 from nodes.judges.settings import JudgeSettings
 from storage.evaluations import validate_details
 from tests.support.openai_stub import OpenAIStub
-from tests.support.stub_judge import PAYMENT_CASE, count_schema_builds, stub_judge, verdict
+from tests.support.stub_judge import (
+    PAYMENT_CASE,
+    count_schema_builds,
+    spy_on_posts,
+    stub_judge,
+    verdict,
+)
 
 #: The stub's default alternatives around a sampled 80: 80 (0.6), 70 (0.25), 90 (0.1), and
 #: 0.05 on a non-numeric token. By hand: (0.6*80 + 0.25*70 + 0.1*90) / 0.95 = 74.5 / 0.95.
@@ -226,17 +233,11 @@ async def test_with_logprobs_the_request_is_still_built_once(
     monkeypatch.setattr(sdk_completions, "async_maybe_transform", refuse)
     monkeypatch.setattr(sdk_base_client, "construct_type", refuse)
     stub.responder = verdict(80)
+    monkeypatch.setattr(sdk_base_client.BaseClient, "_build_request", refuse)
+    sent = spy_on_posts(monkeypatch)
     client = make_openai_client(
         JudgeSettings(openai_base_url=stub.base_url, llm_model="stub", llm_timeout_s=5.0)
     )
-    sent: list[dict[str, Any]] = []
-    post = client.post
-
-    async def spy(path: str, **kwargs: Any) -> Any:
-        sent.append(kwargs["body"])
-        return await post(path, **kwargs)
-
-    client.post = spy  # type: ignore[method-assign]
     judge = LLMJudge(client, model_name="stub", score_weighting="logprobs")
     try:
         for turn in (1, 2):
@@ -246,8 +247,9 @@ async def test_with_logprobs_the_request_is_still_built_once(
     finally:
         await judge.aclose()
     assert built == [TurnJudgement, FlowJudgement]
-    assert len(sent) == 2 and sent[0]["tools"] is sent[1]["tools"]
-    assert all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in sent)
+    bodies = [json.loads(body) for body in sent]
+    assert len(bodies) == 2 and bodies[0]["tools"] == bodies[1]["tools"]
+    assert all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in bodies)
 
 
 async def test_a_wrapped_create_reads_the_logprobs_too(stub: OpenAIStub) -> None:

@@ -1,9 +1,10 @@
 """The one place that talks to an OpenAI-compatible chat model: clients and resilient calls.
 
-Clients: `make_openai_client` (the openai SDK on the aiohttp transport: the judge's hot path,
-wrapped for LangSmith when LANGSMITH_TRACING=true) and `make_chat_model` (a `ChatOpenAI`, for
-the question generator's few calls per interview). `structured_call` turns either into one
-request built once per schema (`nodes.judges.llm.structured`).
+Clients: `make_openai_client` (the openai SDK on the aiohttp transport: the judge's hot path
+sends through `nodes.judges.llm.transport.ChatCompletions`, built from it, or through its
+`create` when it is wrapped for LangSmith, LANGSMITH_TRACING=true) and `make_chat_model` (a
+`ChatOpenAI`, for the question generator's few calls per interview). `structured_call` turns
+either into one request built once per schema (`nodes.judges.llm.structured`).
 
 Both LLM users (the judge and the question generator) need the same discipline, so it lives
 here once (`call_structured`):
@@ -48,6 +49,7 @@ from nodes.judges.llm.retry import (  # re-exported: the retry policy's public n
     llm_retrying,
 )
 from nodes.judges.llm.structured import ChatModelCall, StructuredCall, ToolCall
+from nodes.judges.llm.transport import ChatCompletions
 from nodes.judges.settings import JudgeSettings
 
 logger = logging.getLogger(__name__)
@@ -186,6 +188,7 @@ def structured_call(
     temperature: float = 0,
     reuse: StructuredCall[T] | None = None,
     logprobs: bool = False,
+    completions: ChatCompletions | None = None,
 ) -> StructuredCall[T]:
     """One structured-output request for `schema`, built now and reused by every call.
 
@@ -198,10 +201,12 @@ def structured_call(
             (SDK), or the call itself is returned (a chat model cannot switch models).
         logprobs: Ask the SDK request for token logprobs and weigh the overall score by
             them (JUDGE_SCORE_WEIGHTING=logprobs); a langchain chat model ignores it.
+        completions: The SDK client's endpoint (`ChatCompletions(model)`), shared by the
+            calls to one server and closed by its owner; a chat model ignores it.
     """
     if isinstance(model, AsyncOpenAI):
         tool = reuse.tool if isinstance(reuse, ToolCall) else None
-        return ToolCall(model, model_name, schema, temperature, tool, logprobs)
+        return ToolCall(model, model_name, schema, temperature, tool, logprobs, completions)
     if reuse is not None:
         return reuse
     method = STRUCTURED_OUTPUT_METHOD if isinstance(model, BaseChatOpenAI) else None

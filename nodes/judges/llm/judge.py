@@ -68,6 +68,7 @@ from nodes.judges.llm.prompts import (
     judge_prompt_texts,
 )
 from nodes.judges.llm.structured import StructuredCall
+from nodes.judges.llm.transport import ChatCompletions
 from nodes.judges.rubrics import levels_fingerprint
 from nodes.judges.settings import JudgeSettings
 
@@ -383,6 +384,12 @@ class LLMJudge:
         if unserved:
             raise ValueError(f"no client for the juror endpoints {', '.join(unserved)}")
         self._hosts = [self._host(juror) for juror in self._jurors]
+        # One endpoint (aiohttp session) per SDK client, shared by its jurors' calls.
+        self._completions = {
+            id(client): ChatCompletions(client)
+            for client in (chat_model, *self._endpoints.values())
+            if isinstance(client, AsyncOpenAI)
+        }
         self._logprobs = score_weighting == "logprobs"
         self._turn_calls = self._calls(TurnJudgement)
         self._flow_calls = self._calls(FlowJudgement)
@@ -400,7 +407,13 @@ class LLMJudge:
             if key not in built:
                 client = self._endpoints[juror.endpoint] if juror.endpoint else self._chat_model
                 built[key] = structured_call(
-                    client, schema, juror.model, juror.temperature, first, self._logprobs
+                    client,
+                    schema,
+                    juror.model,
+                    juror.temperature,
+                    first,
+                    self._logprobs,
+                    self._completions.get(id(client)),
                 )
                 first = first or built[key]
         return [built[(j.endpoint, j.model, j.temperature)] for j in self._jurors]
@@ -469,6 +482,8 @@ class LLMJudge:
 
     async def aclose(self) -> None:
         """Close the HTTP clients (their aiohttp sessions): the model's and every endpoint's."""
+        for completions in self._completions.values():
+            await completions.aclose()
         for endpoint in self._endpoints.values():
             await endpoint.close()
         if isinstance(self._chat_model, AsyncOpenAI):

@@ -1,11 +1,12 @@
 """One structured-output attempt: a prompt in, a validated pydantic result (or why not) out.
 
 Two ways to make the attempt, behind one callable shape (`StructuredCall`):
-- `ToolCall`, the judge's hot path: the openai SDK called directly. The tool schema and every
-  constant request field are built once, when the judge is built, and the same objects are
-  sent with every request, through the client's `post` (no per-request transform of the body,
-  no response models; through `create` when LangSmith wraps it); the reply's tool arguments
-  are validated by the pydantic model.
+- `ToolCall`, the judge's hot path: the tool schema and every constant request field are built
+  once, when the judge is built, and serialised once; each request is those bytes plus the
+  prompt's, POSTed by `nodes.judges.llm.transport.ChatCompletions` (aiohttp, the SDK client's
+  URL, headers and exceptions). With LangSmith tracing the SDK's (wrapped) `create` sends it
+  instead, so every call is a traced run. The reply's tool arguments are validated by the
+  pydantic model.
   This replaces `ChatOpenAI.with_structured_output(include_raw=True)`, whose runnable chain
   (callback managers, config merging, the schema rebuilt from pydantic on every request) cost
   ~4.4 ms of Python per call, more than everything else on the evaluation path together.
@@ -28,12 +29,13 @@ from langchain_core.exceptions import ModelRefusalError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from openai import AsyncOpenAI, RequestOptions
+from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from nodes.judges.details import ScoreDistribution
 from nodes.judges.llm.logprobs import TOP_LOGPROBS, weigh_score
 from nodes.judges.llm.retry import describe
+from nodes.judges.llm.transport import ChatCompletions
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -69,10 +71,6 @@ def openai_messages(messages: Sequence[BaseMessage]) -> list[Any]:
     return [{"role": _ROLES.get(m.type, m.type), "content": m.content} for m in messages]
 
 
-#: What `chat.completions.create` sends with its request: bearer authentication only.
-_REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
-
-
 def _wrapped(client: AsyncOpenAI) -> bool:
     """Whether `chat.completions.create` was replaced on this client.
 
@@ -82,18 +80,17 @@ def _wrapped(client: AsyncOpenAI) -> bool:
 
 
 class ToolCall(Generic[T]):
-    """A structured-output request through the openai SDK, built once per schema.
+    """A structured-output request to an OpenAI-compatible server, built once per schema.
 
-    The request body is complete when it is sent (the template + the messages), so it goes
-    to the SDK's `post` as it is: `chat.completions.create` would first walk it against the
-    SDK's TypedDict definitions (`async_maybe_transform`: ~4 ms of Python per judge call for
-    a body it leaves unchanged, since no field of ours has an alias or a date) and build
+    The body is complete when it is sent: the template, serialised once, and the messages.
+    `chat.completions.create` would walk it against the SDK's TypedDict definitions on every
+    call (`async_maybe_transform`: ~4 ms of Python for a body it leaves unchanged) and build
     pydantic models of the reply (`construct_type`, ~0.7 ms) that we only read three fields
-    of. `post` is the same client: the same transport, headers and authentication, and
-    the same exceptions (`RateLimitError` with its Retry-After header, `APITimeoutError`,
-    `APIStatusError`) for `call_structured`'s retries and the limiter. When `create` has
-    been wrapped (LANGSMITH_TRACING=true: `wrap_openai` traces `create` calls), the call goes
-    through `create` so every judge call stays a LangSmith run.
+    of; the SDK's `post` would still rebuild and re-encode the request (~0.6 ms). So the
+    bytes go to `ChatCompletions.post`. When `create` has been wrapped (LANGSMITH_TRACING=
+    true: `wrap_openai` traces `create` calls), the call goes through `create` so every
+    judge call stays a LangSmith run; so it does for a client that authenticates per request
+    (not with a plain API key), which only the SDK knows how to sign.
     """
 
     def __init__(
@@ -104,12 +101,15 @@ class ToolCall(Generic[T]):
         temperature: float = 0,
         tool: dict[str, Any] | None = None,
         logprobs: bool = False,
+        completions: ChatCompletions | None = None,
     ) -> None:
         """Build the tool schema and the request template for `schema` (reused as is).
 
         `tool` passes a schema already built for another juror of the same judge.
         `logprobs` asks for token logprobs and weighs the reply's overall `score` by them
         (`nodes.judges.llm.logprobs`; JUDGE_SCORE_WEIGHTING=logprobs).
+        `completions` is the client's endpoint, shared by every call to that server (its
+        owner closes it); by default one of this call's own (`self.completions.aclose()`).
         """
         self.schema = schema
         self.tool: dict[str, Any] = tool if tool is not None else convert_to_openai_tool(schema)
@@ -125,25 +125,25 @@ class ToolCall(Generic[T]):
         if logprobs:
             self.template.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
         self.logprobs = logprobs
-        self.client = client
-        self.through_create = _wrapped(client)
+        #: The serialised template without its closing brace: the messages complete it.
+        self.head = json.dumps(self.template, ensure_ascii=False)[:-1].encode() + b', "messages": '
+        self.completions = completions if completions is not None else ChatCompletions(client)
+        self.through_create = _wrapped(client) or not ChatCompletions.supports(client)
         self._create = client.chat.completions.create
 
     async def __call__(self, messages: Sequence[BaseMessage]) -> Attempt[T]:
         """Send the prompt; validate the tool call's arguments with the schema."""
-        body = {**self.template, "messages": openai_messages(messages)}
+        prompt = openai_messages(messages)
         if self.through_create:
-            return self.read(await self._create(**body))
-        reply = await self.client.post(
-            "/chat/completions", cast_to=object, body=body, options=_REQUEST_OPTIONS
-        )
-        return self.read(reply)
+            return self.read(await self._create(**self.template, messages=prompt))
+        body = self.head + json.dumps(prompt, ensure_ascii=False).encode() + b"}"
+        return self.read(await self.completions.post(body))
 
     def read(self, response: object) -> Attempt[T]:
         """The attempt a chat-completion reply stands for (every malformation is retryable).
 
-        `response` is the decoded JSON body (the lean path), the body's text when the server
-        did not call it JSON, or the SDK's `ChatCompletion` (through `create`).
+        `response` is the reply's body (the lean path: bytes, whatever its content type), or
+        the SDK's `ChatCompletion` (through `create`).
         """
         data = _as_json(response)
         usage = data.get("usage")
@@ -192,7 +192,7 @@ def _as_json(response: object) -> dict[str, Any]:
     """The reply as a JSON object ({} when it is none: read as "no choices")."""
     if isinstance(response, BaseModel):  # the SDK's ChatCompletion, through `create`
         response = response.model_dump()
-    elif isinstance(response, str | bytes):  # JSON sent under another content type
+    elif isinstance(response, str | bytes):  # the body as sent
         try:
             response = json.loads(response, strict=False)
         except ValueError:
