@@ -101,3 +101,14 @@ def test_a_client_signing_per_request_goes_through_the_sdk() -> None:
     assert structured.ToolCall(signed, "m", TurnJudgement).through_create
     plain = client_of("http://127.0.0.1:9/v1")
     assert not structured.ToolCall(plain, "m", TurnJudgement).through_create
+
+
+def test_the_environments_proxy_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    monkeypatch.setenv("NO_PROXY", "llm.internal")
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert ChatCompletions(client_of("https://api.example.com/v1")).proxy == (
+        "http://proxy.corp:3128"
+    )
+    assert ChatCompletions(client_of("https://llm.internal/v1")).proxy is None

@@ -14,10 +14,15 @@ client itself, and a transport failure an `APIConnectionError`, so the retry pol
 
 The session is created lazily, in the event loop of the first request, with no connection
 limit of its own: the judge's limiter (LLM_MAX_CONCURRENCY) bounds the requests in flight.
-Like the SDK's aiohttp transport it honours HTTP(S)_PROXY / NO_PROXY (`trust_env`).
+Like the SDK's transport it honours HTTP(S)_PROXY / NO_PROXY, but reads them once, when
+built: aiohttp's `trust_env` looks the proxy (and ~/.netrc) up again for every request, in a
+worker thread (measured: 4% of the client's CPU on 20 x 8).
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 import httpx2
@@ -40,6 +45,7 @@ class ChatCompletions:
         self.query = {
             name: value for name, value in client.default_query.items() if isinstance(value, str)
         }
+        self.proxy = _proxy_for(self.url)
         self._session: aiohttp.ClientSession | None = None
 
     @staticmethod
@@ -57,7 +63,6 @@ class ChatCompletions:
                 connector=aiohttp.TCPConnector(limit=0),
                 headers=self.headers,
                 timeout=aiohttp.ClientTimeout(total=None),  # each attempt has its own timeout
-                trust_env=True,
             )
         return self._session
 
@@ -71,7 +76,7 @@ class ChatCompletions:
         """
         try:
             async with self._open().post(
-                self.url, data=body, params=self.query or None
+                self.url, data=body, params=self.query or None, proxy=self.proxy
             ) as response:
                 content = await response.read()
                 status, headers = response.status, list(response.headers.items())
@@ -94,3 +99,11 @@ class ChatCompletions:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment sets for `url` (HTTP(S)_PROXY unless NO_PROXY matches)."""
+    parts = urlsplit(url)
+    if proxy_bypass(parts.hostname or ""):
+        return None
+    return getproxies().get(parts.scheme)
