@@ -124,6 +124,16 @@ def _check_transcript(turns: Sequence[TranscriptTurn]) -> list[dict[str, Any] | 
     return emotions
 
 
+#: New answered turns, as executemany: SQLAlchemy sends the rows in one INSERT ... VALUES
+#: statement ("insertmanyvalues") and caches its compiled form, which `.values(list)` (one
+#: multi-row statement built per call) could not: it was compiled again for every submission.
+_INSERT_ANSWERED_TURNS = (
+    insert(MESSAGES)
+    .values(answered_at=func.now())
+    .returning(*TURN_COLUMNS, sort_by_parameter_order=True)
+)
+
+
 async def _store_transcript(
     c: AsyncConnection,
     session_id: uuid.UUID,
@@ -154,7 +164,6 @@ async def _store_transcript(
                     "question_id": item.question_id,
                     "question_text": item.question_text,
                     "answer_text": item.answer_text,
-                    "answered_at": func.now(),
                     "emotion_summary": emotion,
                 }
             )
@@ -186,7 +195,7 @@ async def _store_transcript(
                 f"turn {number} of session {session_id} already has a different emotion"
             )
     if new_rows:
-        inserted = await c.execute(insert(MESSAGES).values(new_rows).returning(*TURN_COLUMNS))
+        inserted = await c.execute(_INSERT_ANSWERED_TURNS, new_rows)
         stored.update((row.turn, TurnView(**row._mapping)) for row in inserted)
     return [stored[number] for number in sorted(stored)]
 
