@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -502,3 +503,28 @@ async def test_the_bank_match_is_computed_once_per_question(
     assert len(dots) == compared  # not compared again
     await judge.reference(case(4, question + " Why?"), "en")
     assert len(dots) == 2 * compared  # another question is matched on its own
+
+
+async def test_turns_asking_a_new_question_at_once_share_one_match(
+    module_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty sessions submitted together ask the same new question at the same moment: the
+    question is embedded once for all of them, not once per turn (single flight)."""
+    judge = HeuristicJudge(module_embedder)
+    question = "How would you shard a multi-tenant PostgreSQL database as it grows?"
+    embedded: list[str] = []
+    embed = judge_module.aembed_queries
+
+    async def counting(embedder: Embedder, texts: list[str]) -> Any:
+        embedded.extend(texts)
+        await asyncio.sleep(0.01)  # every turn arrives while the first embedding runs
+        return await embed(embedder, texts)
+
+    monkeypatch.setattr(judge_module, "aembed_queries", counting)
+    cases = [
+        TurnCase(position="backend", language="en", turn=n, question=question, answer="")
+        for n in range(1, 21)
+    ]
+    references = await asyncio.gather(*(judge.reference(c, "en") for c in cases))
+    assert len(set(references)) == 1
+    assert embedded.count(question) == 1
