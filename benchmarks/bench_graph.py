@@ -507,12 +507,15 @@ async def run() -> dict[str, Any]:
             },
         ],
         "notes": [
-            "The judge the app builds from settings (openai SDK on aiohttp, one request "
-            "template per schema, guards) against the local OpenAI-compatible stub in its "
-            "own process, a fixed 300 ms per request; embedded PostgreSQL.",
+            "The judge the app builds from settings (each request the schema's template, "
+            "serialised once, plus the prompt, POSTed over aiohttp with the openai SDK "
+            "client's URL, headers and exceptions; guards) against the local "
+            "OpenAI-compatible stub in its own process, a fixed 300 ms per request; "
+            "embedded PostgreSQL.",
             "Wall time covers the whole run: transcript stored, every TURN_EVAL and the "
-            "HOLISTIC_FLOW judged and upserted (the TURN_EVALs of a session in one "
-            "statement), session closed. HTTP = the real app over ASGI, in-process.",
+            "HOLISTIC_FLOW judged and upserted (a session's turns judged in one graph task "
+            "and stored in one statement), session closed. HTTP = the real app over ASGI, "
+            "in-process.",
             "Client CPU per call = this process's CPU time / LLM calls (graph, judge, HTTP "
             "client, storage client); the database and the stub run in other processes.",
             "The machine is shared with other jobs: compare ratios measured in one run, "
