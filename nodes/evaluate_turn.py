@@ -17,7 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langgraph.runtime import Runtime
 
@@ -89,10 +89,22 @@ async def _all_or_none(awaitables: list[Awaitable[T]]) -> list[T]:
         raise
 
 
+def tasks_of(received: TurnBatch | TurnTask) -> list[TurnTask]:
+    """The batch's tasks; a lone `TurnTask` is a batch of one.
+
+    Releases before batches sent node 4 one `TurnTask` per turn. An interview checkpointed
+    while such a task was pending (the process died during an evaluation) still resumes
+    after an upgrade.
+    """
+    if "tasks" in received:
+        return cast(TurnBatch, received)["tasks"]
+    return [received]
+
+
 async def evaluate_turn(batch: TurnBatch, runtime: Runtime[Context]) -> dict[str, Any]:
     """Judge the batch's turns concurrently, then upsert their TURN_EVALs in one statement."""
     services = await resolve_services(runtime.context)
-    tasks = batch["tasks"]
+    tasks = tasks_of(batch)
     outcomes = await _all_or_none([_judge(services.judge, task) for task in tasks])
     verdicts = {
         task["turn"]: details

@@ -14,9 +14,13 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import BaseMessage
+from langgraph.runtime import Runtime
 
 from graph import Services, build_graph, use_services
+from graph.context import Context
+from graph.state import TurnTask
 from nodes.close_session import EvaluationIncompleteError
+from nodes.evaluate_turn import evaluate_turn
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import FlowCase, TurnCase
 from nodes.judges.llm.judge import LLMJudge, TurnJudgement
@@ -156,3 +160,23 @@ async def test_an_unexpected_judge_error_cancels_the_batch_and_stores_nothing(
     assert sorted(judge.cancelled) == [1, 3, 4]
     assert await storage.evaluations.list_evaluations(session_id) == []
     assert (await storage.sessions.get_session(session_id)).ended_at is None
+
+
+async def test_a_lone_turn_task_of_an_older_checkpoint_is_a_batch_of_one(
+    storage: Storage, offline_services: Services
+) -> None:
+    """Releases before batches sent node 4 one `TurnTask`; a checkpoint holding one resumes."""
+    session_id = await _session_with_one_turn(storage)
+    legacy = TurnTask(
+        session_id=str(session_id),
+        position="backend",
+        language="en",
+        turn=1,
+        question="q1",
+        answer="a1",
+        category=None,
+    )
+    with use_services(offline_services):
+        update = await evaluate_turn(legacy, Runtime(context=Context()))  # type: ignore[arg-type]
+    assert [score["turn"] for score in update["turn_evaluations"]] == [1]
+    assert [e.turn for e in await storage.evaluations.list_evaluations(session_id)] == [1]
