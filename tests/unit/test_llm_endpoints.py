@@ -13,7 +13,9 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from api.settings import Settings
-from nodes.judges.llm.client import PLACEHOLDER_API_KEY
+from nodes.judges.llm.client import PLACEHOLDER_API_KEY, make_openai_client
+from nodes.judges.llm.judge import LLMJudge
+from nodes.judges.llm.jury import Juror
 from nodes.judges.settings import JuryModel, parse_jury_model
 from tests.support.openai_stub import OpenAIStub
 from tests.support.stub_judge import PAYMENT_CASE, stub_judge
@@ -143,3 +145,16 @@ async def test_each_endpoint_has_its_own_concurrency_window(
     assert judge.limit.limiter().window == 8  # the default endpoint's: untouched
     (other,) = judge._limits.values()
     assert other.limiter().window < 8  # the rate-limited one's: shrunk
+
+
+async def test_a_juror_on_an_endpoint_without_a_client_is_refused() -> None:
+    """Built by hand (not from settings), a jury must bring a client for every endpoint."""
+    client = make_openai_client(
+        Settings(openai_base_url="http://127.0.0.1:9/v1", llm_model="m", api_keys=[])
+    )
+    far = "http://10.0.0.2:8000/v1"
+    try:
+        with pytest.raises(ValueError, match=f"no client for the juror endpoints {far}"):
+            LLMJudge(client, model_name="m", jurors=[Juror("m", 1, 0.0), Juror("n", 1, 0.0, far)])
+    finally:
+        await client.close()
