@@ -10,6 +10,10 @@ without a valid key gets 401 whatever its body holds (even one that is not JSON)
   candidate's browser can run the interview without the platform's key.
 
 With API_KEYS empty, authentication is off and everything belongs to tenant `default`.
+
+Every dependency is `async def`, though none awaits: FastAPI runs a plain `def` dependency
+in a worker thread, and that hand-off (a thread wake-up and a GIL switch per dependency per
+request) was about 1.2 ms of CPU per request, and more wall time under concurrent load.
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ API_KEY_HEADER = "X-API-Key"
 CANDIDATE_TOKEN_HEADER = "X-Candidate-Token"
 
 
-def get_app_state(request: Request) -> AppRuntime:
+def runtime_of(request: Request) -> AppRuntime:
     """The runtime opened by the lifespan."""
     state: AppRuntime = request.app.state.turnjudge
     return state
+
+
+async def get_app_state(request: Request) -> AppRuntime:
+    """The runtime opened by the lifespan, as a dependency (async: no worker thread)."""
+    return runtime_of(request)
 
 
 AppDep = Annotated[AppRuntime, Depends(get_app_state)]
@@ -82,7 +91,7 @@ def _tenant_of_key(app: AppRuntime, presented: str) -> str | None:
 
 async def authenticate(request: Request, *, candidate_ok: bool) -> Principal:
     """The caller, or 401. Runs before the body is read."""
-    app = get_app_state(request)
+    app = runtime_of(request)
     if not app.settings.api_keys:
         return Principal(DEFAULT_TENANT)
     key = request.headers.get(API_KEY_HEADER)
@@ -115,14 +124,14 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-def api_key_principal(
+async def api_key_principal(
     request: Request, _key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
     """The caller of a route that needs X-API-Key (authenticated by the route)."""
     return _principal(request)
 
 
-def interview_principal(
+async def interview_principal(
     request: Request,
     _key: Annotated[str | None, Security(api_key_header)],
     _token: Annotated[

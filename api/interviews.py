@@ -595,7 +595,9 @@ class InterviewService:
                 },
                 tenant,
             )
-        return await self.report(sid, tenant)
+        # A new session (its id made here, unknown to anyone before this returns) cannot have
+        # a background job: its report needs no job lookup.
+        return await self.report(sid, tenant, jobs=session_id is not None)
 
     # ------------------------------------------------------------------ queued submissions
     async def queue_submit(
@@ -783,8 +785,14 @@ class InterviewService:
         return session
 
     # ------------------------------------------------------------------ reports
-    async def report(self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT) -> SessionReport:
-        """The stored transcript and evaluations of a session of `tenant`."""
+    async def report(
+        self, session_id: uuid.UUID, tenant: str = DEFAULT_TENANT, *, jobs: bool = True
+    ) -> SessionReport:
+        """The stored transcript and evaluations of a session of `tenant`.
+
+        `jobs=False` skips the background-job lookup (one transaction) for a session known
+        to have none: one `submit_transcript` has just created.
+        """
         session_id = check_session_id(session_id)
         storage = self._services.storage
         record = await storage.session_record(session_id, tenant=tenant)  # one transaction
@@ -801,7 +809,7 @@ class InterviewService:
             {flag for details in by_turn.values() for flag in details.get("flags", [])}
             | set((holistic or {}).get("flags", []))
         )
-        job = await storage.jobs.latest_job(session_id)
+        job = await storage.jobs.latest_job(session_id) if jobs else None
         status = ended_status(evaluations) if session.is_ended else "open"
         if not session.is_ended and job is not None:
             status = job.open_status or status
