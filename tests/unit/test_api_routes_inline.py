@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from api.app import health_router, interview_router, pages_router, router
+from api.pages import pages_router
+from api.routes import health_router, interview_router, router
 
 #: Every router `api.app.create_app` includes.
 ROUTERS = (health_router, router, pages_router, interview_router)
