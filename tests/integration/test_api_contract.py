@@ -382,7 +382,7 @@ async def test_health_is_503_json_while_the_database_is_down_and_recovers(
 
                 # Started again the way an operator would: `turnjudge db start`.
                 await asyncio.to_thread(_db_start, data_dir)
-                for _ in range(20):  # the pool reconnects by itself (pre-ping)
+                for _ in range(20):  # the pool replaces dead connections by itself (checkout ping)
                     back = await client.get("/health")
                     if back.status_code == 200:
                         break
