@@ -45,8 +45,8 @@ async def test_a_connection_the_server_dropped_is_replaced_on_checkout(
 async def test_a_live_pooled_connection_is_checked_with_one_statement(
     one_connection: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with one_connection.connection() as c:
-        await c.execute(text("SELECT 1"))  # opened (not pinged) and returned to the pool
+    async with one_connection.connection() as c:  # opened (not pinged), back to the pool
+        opened = await c.scalar(text("SELECT pg_backend_pid()"))
     sent: list[str] = []
     execute = asyncpg.connection.Connection.execute
 
@@ -56,7 +56,8 @@ async def test_a_live_pooled_connection_is_checked_with_one_statement(
 
     monkeypatch.setattr(asyncpg.connection.Connection, "execute", counting)
     async with one_connection.connection() as c:
-        await c.execute(text("SELECT 1"))
+        reused = await c.scalar(text("SELECT pg_backend_pid()"))
+    assert reused == opened  # the ping succeeded: the live connection was kept, not replaced
     # The ping, then the unit of work's own BEGIN and COMMIT: no BEGIN/ROLLBACK around it.
-    assert sent[0] == ";" and sent.count(";") == 1
+    assert sent[0] == "SELECT 1" and sent.count("SELECT 1") == 1
     assert not any(query.startswith("ROLLBACK") for query in sent), sent
