@@ -13,24 +13,21 @@ cancels the batch's other judgements and stores nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
 from graph.context import Context
 from graph.services import resolve_services
 from graph.state import Failure, InterviewState, TurnBatch, TurnScore, TurnTask
+from nodes.concurrency import all_or_none
 from nodes.judges.details import EvaluationDetails
 from nodes.judges.judge import Judge, JudgeError, TurnCase
 from storage.turn_writes import save_turn_results
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def turn_batch(state: InterviewState, turns: list[int]) -> TurnBatch:
@@ -74,21 +71,6 @@ async def _judge(judge: Judge, task: TurnTask) -> EvaluationDetails | Failure:
         return Failure(target="turn", turn=task["turn"], error=str(exc))
 
 
-async def _all_or_none(awaitables: list[Awaitable[T]]) -> list[T]:
-    """Await them concurrently; on the first error cancel the others and raise it.
-
-    `asyncio.gather` alone leaves the siblings of a failed awaitable running; a TaskGroup
-    would wrap the error in an ExceptionGroup, which callers do not expect.
-    """
-    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-
-
 def tasks_of(received: TurnBatch | TurnTask) -> list[TurnTask]:
     """The batch's tasks; a lone `TurnTask` is a batch of one.
 
@@ -105,7 +87,7 @@ async def evaluate_turn(batch: TurnBatch, runtime: Runtime[Context]) -> dict[str
     """Judge the batch's turns concurrently, then upsert their TURN_EVALs in one statement."""
     services = await resolve_services(runtime.context)
     tasks = tasks_of(batch)
-    outcomes = await _all_or_none([_judge(services.judge, task) for task in tasks])
+    outcomes = await all_or_none([_judge(services.judge, task) for task in tasks])
     verdicts = {
         task["turn"]: details
         for task, details in zip(tasks, outcomes, strict=True)

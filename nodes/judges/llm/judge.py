@@ -13,7 +13,6 @@ free-form object keys, while an enum-valued `criterion` field is universally sup
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -29,6 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from openai import AsyncOpenAI
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
+from nodes.concurrency import all_or_none
 from nodes.judges.details import (
     DebateArgument,
     EvaluationDetails,
@@ -299,20 +299,14 @@ async def _all_or_none(calls: Sequence[Coroutine[Any, Any, R]], names: Sequence[
     A failed `JudgeError` is raised again naming who failed (`names[i]`), so one juror or
     debater failing after its retries fails the evaluation as a whole: nothing partial.
     """
-    tasks: list[asyncio.Task[R]] = []
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks.extend(group.create_task(call) for call in calls)
-    except ExceptionGroup as failed:
-        index, error = next(
-            (i, e)
-            for i, task in enumerate(tasks)
-            if task.done() and not task.cancelled() and (e := task.exception()) is not None
-        )
-        if isinstance(error, JudgeError):
-            raise JudgeError(f"{names[index]} failed: {error}", attempts=error.attempts) from error
-        raise error from failed
-    return [task.result() for task in tasks]
+
+    async def named(call: Coroutine[Any, Any, R], name: str) -> R:
+        try:
+            return await call
+        except JudgeError as error:
+            raise JudgeError(f"{name} failed: {error}", attempts=error.attempts) from error
+
+    return await all_or_none([named(c, n) for c, n in zip(calls, names, strict=True)])
 
 
 class LLMJudge:
