@@ -49,6 +49,12 @@ STORAGE_SUITE = (
     "tests/integration/test_queue.py::test_a_queued_session_belongs_to_its_tenant_and_signs_with_its_secret",
     "tests/integration/test_named_schema.py::test_this_run_keeps_everything_in_its_schema",
 )
+#: Compares a data file with seed 002's text, without a database: nothing a schema changes,
+#: and skipped wherever the seeds are not beside the clone, which would fail the zero-skip
+#: check below for a reason that has nothing to do with DB_SCHEMA.
+SEED_FILE_CHECK = (
+    "tests/integration/test_seed_queries.py::test_the_data_file_holds_the_seed_queries_verbatim"
+)
 
 
 @pytest.fixture
@@ -195,7 +201,7 @@ def test_storage_suite_in_a_named_schema(tmp_path: Path) -> None:
     env.pop("DATABASE_URL", None)  # the embedded server, like the parent run
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--junitxml={report}", *STORAGE_SUITE],
+         f"--junitxml={report}", *STORAGE_SUITE, "--deselect", SEED_FILE_CHECK],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
